@@ -1,0 +1,146 @@
+"""Reverse-mode engine: run every node's backward once, in dependency order.
+
+Dependencies are counted first, so a node runs as soon as all gradients flowing
+into it have arrived, and a leaf's gradient is final the moment its last
+contribution lands. That moment fires the leaf's post-accumulate hooks while the
+rest of backward still runs: data parallelism starts all-reducing from there.
+Ready nodes run newest first (by creation order), as PyTorch's engine does, so
+parameters near the loss finish first.
+"""
+from __future__ import annotations
+
+import heapq
+
+from lucid.autograd.function import Function
+
+
+class _Pending:
+    """Gradient summed so far for one node or leaf; ``owned`` = safe to add into in place."""
+
+    __slots__ = ("grad", "owned")
+
+    def __init__(self, grad, owned: bool):
+        self.grad = grad
+        self.owned = owned
+
+    def add(self, grad, owned: bool) -> None:
+        if self.owned:
+            self.grad += grad
+        elif owned:
+            grad += self.grad
+            self.grad, self.owned = grad, True
+        else:
+            self.grad = self.grad + grad
+            self.owned = True
+
+
+def _count_dependencies(root: Function) -> dict:
+    """Number of incoming gradient edges per node and leaf reachable from root."""
+    deps: dict = {}
+    stack = [root]
+    seen = {id(root)}
+    while stack:
+        node = stack.pop()
+        for edge in node.edges:
+            if edge is None:
+                continue
+            deps[edge] = deps.get(edge, 0) + 1
+            if isinstance(edge, Function) and id(edge) not in seen:
+                seen.add(id(edge))
+                stack.append(edge)
+    return deps
+
+
+def _call_hooks(hooks, grad, wrap):
+    """Tensor hooks see the gradient as a Tensor and may return a replacement."""
+    for hook in hooks:
+        result = hook(wrap(grad))
+        if result is not None:
+            grad = result.data
+    return grad
+
+
+def run_backward(root, grad, retain_graph: bool = False) -> None:
+    """Back-propagate ``grad`` (an array shaped like root) through root's graph."""
+    from lucid.tensor import Tensor  # noqa: PLC0415
+
+    def wrap(g):
+        return Tensor._wrap(g, root.device)
+
+    if root._node is None:
+        _accumulate_leaf(root, _Pending(grad, False), wrap)
+        return
+    start = root._node
+    deps = _count_dependencies(start)
+    pending = {start: _Pending(grad, False)}
+    ready = [(-start.seq, id(start), start)]
+
+    def settle(edge) -> None:
+        """All gradients into ``edge`` have arrived: schedule it or finish the leaf."""
+        slot = pending.get(edge)
+        if isinstance(edge, Function):
+            if slot is not None:
+                heapq.heappush(ready, (-edge.seq, id(edge), edge))
+                return
+            # Every path into this node was cut (None grads): it passes none on.
+            if not retain_graph:
+                edge.release()
+            for e in edge.edges:
+                if e is not None:
+                    deps[e] -= 1
+                    if deps[e] == 0:
+                        settle(e)
+        elif slot is not None:
+            del pending[edge]
+            _accumulate_leaf(edge, slot, wrap)
+
+    while ready:
+        node = heapq.heappop(ready)[2]
+        g = pending.pop(node).grad
+        if node.hooks:
+            g = _call_hooks(node.hooks, g, wrap)
+        if node.released:
+            raise RuntimeError(
+                f"{node.name}: trying to backward through the graph a second time, "
+                "but its saved buffers were freed; call backward(retain_graph=True) "
+                "the first time if you need to backward twice"
+            )
+        grads = node.backward(g)
+        if not isinstance(grads, tuple):
+            grads = (grads,)
+        if not retain_graph:
+            node.release()
+        for i, (edge, gi) in enumerate(zip(node.edges, grads)):
+            if edge is None:
+                continue
+            if gi is not None:
+                # A gradient is ours to add into only if backward made it fresh.
+                owned = gi is not g and gi.base is None and all(
+                    gi is not other for other in grads[:i]
+                )
+                slot = pending.get(edge)
+                if slot is None:
+                    pending[edge] = _Pending(gi, owned)
+                else:
+                    slot.add(gi, owned)
+            deps[edge] -= 1
+            if deps[edge] == 0:
+                settle(edge)
+
+
+def _accumulate_leaf(leaf, slot: _Pending, wrap) -> None:
+    """Add this pass's gradient into ``leaf.grad``, then fire post-accumulate hooks."""
+    g = slot.grad
+    if leaf._hooks:
+        g = _call_hooks(leaf._hooks, g, wrap)
+        slot.owned = False
+    if leaf.grad is None:
+        leaf.grad = wrap(g if slot.owned else g.copy())
+    else:
+        if leaf.grad.shape != g.shape:
+            raise RuntimeError(
+                f"gradient of shape {g.shape} does not match .grad of shape {leaf.grad.shape}"
+            )
+        leaf.grad.data += g
+    for hook in leaf._post_accumulate_hooks:
+        hook(leaf)

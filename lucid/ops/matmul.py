@@ -1,0 +1,69 @@
+"""Matrix products: matmul (NumPy semantics, batched) and the fused linear layer."""
+from __future__ import annotations
+
+from lucid.autograd.function import Function
+from lucid.ops.broadcast import unbroadcast
+
+
+class MatMul(Function):
+    def forward(self, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError("matmul: both operands need at least one dimension (use * for scalars)")
+        ka = a.shape[-1]
+        kb = b.shape[0] if b.ndim == 1 else b.shape[-2]
+        if ka != kb:
+            raise ValueError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} are not aligned ({ka} != {kb})")
+        self.save_for_backward(a, b)
+        return a @ b
+
+    def backward(self, g):
+        a, b = self.saved
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        g2 = g
+        if a.ndim == 1:
+            g2 = g2[..., None, :]
+        if b.ndim == 1:
+            g2 = g2[..., None]
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = unbroadcast(g2 @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)
+        if self.needs_input_grad[1]:
+            gb = unbroadcast(a2.swapaxes(-1, -2) @ g2, b2.shape).reshape(b.shape)
+        return ga, gb
+
+
+class Linear(Function):
+    """y = x W^T + b for x of shape (..., in_features), W of shape (out, in)."""
+
+    def forward(self, x, weight, bias=None):
+        if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+            raise ValueError(
+                f"linear: input of shape {tuple(x.shape)} does not match weight of shape "
+                f"{tuple(weight.shape)} (expected last dimension {weight.shape[1]})"
+            )
+        if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+            raise ValueError(f"linear: bias of shape {tuple(bias.shape)} does not match weight of shape {tuple(weight.shape)}")
+        self.save_for_backward(x, weight)
+        out = x @ weight.T
+        if bias is not None:
+            out += bias
+        return out
+
+    def backward(self, g):
+        x, weight = self.saved
+        need = self.needs_input_grad
+        g2 = g.reshape(-1, g.shape[-1])
+        gx = (g @ weight) if need[0] else None
+        gw = (g2.T @ x.reshape(-1, x.shape[-1])) if need[1] else None
+        gb = g2.sum(axis=0) if len(need) > 2 and need[2] else None
+        return gx, gw, gb
+
+
+def matmul(a, b):
+    return MatMul.apply(a, b)
+
+
+def linear(x, weight, bias=None):
+    """``x @ weight.T + bias`` as one op (PyTorch's F.linear)."""
+    return Linear.apply(x, weight, bias) if bias is not None else Linear.apply(x, weight)
