@@ -170,23 +170,23 @@ class Reducer:
                 self._adopt(b, i)
 
     def _adopt(self, b: Bucket, i: int) -> None:
+        """Install the bucket view as ``.grad``: zeroed if there was none, else holding it."""
         p, view = b.params[i], b.views[i]
         g = p.grad
         if g is None:
             view[...] = 0
-        elif g.data is not view:
-            view[...] = g.data  # the grad was replaced (e.g. set to a new tensor): one copy
-            b.used[i] = True
-        else:
-            b.used[i] = True  # kept from before (zero_grad(set_to_none=False)): it exists
+            b.used[i] = False
+        elif g is b.grads[i] and g.data is view:
             return
+        else:
+            view[...] = g.data  # the grad was replaced (e.g. by a new tensor): one copy
+            b.used[i] = True
         p.grad = b.grads[i]
 
     # -- backward hooks ---------------------------------------------------------------
     def _on_grad(self, p) -> None:
         b, i = self._where[id(p)]
-        if p.grad is not b.grads[i] or p.grad.data is not b.views[i]:
-            self._adopt(b, i)
+        self._adopt(b, i)
         b.used[i] = True
         if not self.sync:
             return
@@ -294,7 +294,7 @@ class Reducer:
         for b in self.buckets:
             k = len(b.params)
             b.ready = [False] * k
-            b.used = [False] * k
+            b.used = [p.grad is not None for p in b.params]  # a kept .grad counts as given
             b.pending = k
         self._next = 0
         self.loss_nonfinite = False

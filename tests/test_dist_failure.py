@@ -1,0 +1,29 @@
+"""Failure semantics under a real mpiexec: no rank may wait forever."""
+import pytest
+
+from dist_scripts.mpirun import mpirun
+
+
+@pytest.mark.parametrize(
+    "mode, needle",
+    [
+        ("raise", "ValueError: injected failure on the last rank"),
+        ("raise_ddp", "ValueError: injected failure before backward"),
+        ("thread", "ZeroDivisionError: division by zero"),
+    ],
+)
+def test_exception_on_one_rank_aborts_the_job(mode, needle):
+    run = mpirun("failing_rank.py", 3, mode, timeout=30)
+    assert run.returncode != 0
+    assert run.seconds < 30
+    lines = run.stderr.splitlines()
+    assert any(line.startswith("[rank 2] ") and needle in line for line in lines), run.stderr
+    assert "[rank 2] Traceback (most recent call last):" in run.stderr or "[rank 2] in thread loader:" in run.stderr
+    assert "finished normally" not in run.stdout
+
+
+def test_watchdog_names_the_stuck_collective():
+    run = mpirun("failing_rank.py", 2, "stall", timeout=30)
+    assert run.returncode != 0
+    assert run.seconds < 20  # timeout 2 s + checks every 0.5 s + launcher teardown
+    assert "[rank 0] watchdog: collective 'all_reduce(sum)' has waited" in run.stderr, run.stderr
