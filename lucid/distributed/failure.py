@@ -74,6 +74,7 @@ def scale_and_check(src, scale: float = 1.0, out=None, chunk: int = 1 << 16):
     Scaling and checking run chunk by chunk so the check reads cache-hot data: a
     chunk's sum is non-finite whenever one of its values is, so every NaN/Inf is
     found; only sums past float max (gradients near 1e38) raise a false alarm.
+    NumPy sums float32/64 chunks as a BLAS dot with ones (faster than ``sum``).
     """
     from lucid.autograd.function import xp_of  # noqa: PLC0415
 
@@ -85,13 +86,26 @@ def scale_and_check(src, scale: float = 1.0, out=None, chunk: int = 1 << 16):
         if scale != 1.0 or not inplace:
             xp.multiply(src, scale, out=out, casting="unsafe")
         return ~xp.isfinite(out.sum(dtype=acc))
+    ones = _ones(chunk, out.dtype) if out.dtype in (np.float32, np.float64) else None
     bad = False
     for start in range(0, src.size, chunk):
         s, o = src[start : start + chunk], out[start : start + chunk]
         if scale != 1.0 or not inplace:
             np.multiply(s, scale, out=o, casting="unsafe")
-        bad = bad or not np.isfinite(o.sum(dtype=acc))
+        if not bad:
+            total = o.sum(dtype=acc) if ones is None else np.dot(o, ones[: o.size])
+            bad = not np.isfinite(total)
     return bad
+
+
+_ONES: dict = {}
+
+
+def _ones(n: int, dtype) -> np.ndarray:
+    key = (n, np.dtype(dtype))
+    if key not in _ONES:
+        _ONES[key] = np.ones(n, dtype)
+    return _ONES[key]
 
 
 def nonfinite(array) -> bool:
