@@ -30,14 +30,18 @@ from lucid.distributed.comm import (
     rank,
     world_size,
 )
+from lucid.distributed.ddp import DistributedDataParallel
 from lucid.distributed.failure import abort, nonfinite
 from lucid.distributed.metrics import ClassificationMeter, reduce_sums
+from lucid.distributed.sync_batchnorm import SyncBatchNorm
 from lucid.distributed.watchdog import watch
 
 __all__ = [
     "ClassificationMeter",
+    "DistributedDataParallel",
     "ReduceOp",
     "Reducer",
+    "SyncBatchNorm",
     "abort",
     "all_gather",
     "all_gather_object",

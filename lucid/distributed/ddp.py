@@ -58,8 +58,8 @@ def check_same_model(module: Module) -> None:
         if other == ref:
             continue
         for i in range(max(len(ref), len(other))):
-            a = _describe(ref[i]) if i < len(ref) else "nothing"
-            b = _describe(other[i]) if i < len(other) else "nothing"
+            a = _describe(ref[i]) if i < len(ref) else "no entry there"
+            b = _describe(other[i]) if i < len(other) else "no entry there"
             if a != b:
                 raise ValueError(
                     f"DistributedDataParallel: the model differs across ranks at entry {i}: "
