@@ -159,6 +159,7 @@ class Reducer:
         self.loss_nonfinite = False  # set by report_nonfinite(); rides in every bucket's flag
         self.steps = 0
         self.skipped_steps = 0
+        self.overlapped = 0  # buckets already started when the last finish() began
         self._next = 0  # next bucket to start (index order)
         self._in_flight: deque[Bucket] = deque()
 
@@ -257,6 +258,7 @@ class Reducer:
         """
         if not self.sync:
             return True
+        self.overlapped = self._next
         for b in self.buckets:
             if b.pending:  # parameters that got no gradient this pass
                 for i in range(len(b.params)):

@@ -89,7 +89,7 @@ real_reduce = sync_batchnorm.sum_over_ranks
 sync_batchnorm.sum_over_ranks = lambda a: calls.append(1) or real_reduce(a)  # counts SyncBN all-reduces
 model = build(seed=100 + r)
 if MODEL != "plain":
-    model = nn.SyncBatchNorm.convert_sync_batchnorm(model) if hasattr(nn, "SyncBatchNorm") else dist.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = dist.SyncBatchNorm.convert_sync_batchnorm(model)
 ddp = dist.DistributedDataParallel(model, bucket_cap_mb=0.002, first_bucket_mb=0.0005)
 opt = make_optimizer(ddp.parameters())
 ref = build(seed=100)
