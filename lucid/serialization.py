@@ -15,7 +15,6 @@ import struct
 from typing import Any, BinaryIO
 
 import numpy as np
-import safetensors.numpy
 
 from lucid import _backend
 from lucid.nn.parameter import Parameter, is_uninitialized
@@ -42,7 +41,8 @@ class _Encoder:
             if host.dtype == object:
                 raise TypeError("lucid.save: arrays of Python objects cannot be saved")
             name = self.names[id(obj)] = str(len(self.arrays))
-            self.arrays[name] = np.ascontiguousarray(host)
+            # copy(order='C') rather than ascontiguousarray, which turns 0-d arrays into 1-d
+            self.arrays[name] = host if host.flags.c_contiguous else host.copy(order="C")
             self.alive.append(obj)
         return name
 
@@ -93,6 +93,8 @@ def save(obj: Any, f: str | os.PathLike | BinaryIO) -> None:
     ``f`` is a path (written to a temporary file first, then renamed into place, so a
     crash never leaves half a checkpoint) or a binary file object.
     """
+    import safetensors.numpy  # noqa: PLC0415 - keeps `import lucid` free of it (e.g. in a torch-only venv)
+
     enc = _Encoder()
     structure = enc.encode(obj, "obj")
     metadata = {"format": FORMAT, "version": VERSION, "structure": json.dumps(structure, allow_nan=False)}
@@ -201,6 +203,8 @@ def load(f: str | os.PathLike | BinaryIO, map_location: Any = None) -> Any:
     device string ("cpu", "gpu:1") puts all of them there; a dict maps saved devices to
     new ones (e.g. ``{"gpu:1": "gpu:0"}``).
     """
+    import safetensors.numpy  # noqa: PLC0415 - see save()
+
     device_for = _device_map(map_location)
     if hasattr(f, "read"):
         data = f.read()

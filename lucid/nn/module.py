@@ -96,11 +96,6 @@ class Module:
                 f"cannot assign '{type(param).__name__}' object to parameter '{name}' "
                 "(lucid.nn.Parameter or None required)"
             )
-        if param is not None and param.grad_fn is not None:
-            raise ValueError(
-                f"cannot assign non-leaf Tensor to parameter '{name}'; wrap the data of a leaf "
-                "in nn.Parameter, e.g. nn.Parameter(t.detach())"
-            )
         self._parameters[name] = param
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
