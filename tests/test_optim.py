@@ -304,3 +304,41 @@ def test_save_load_file_object_round_trip():
     buf.seek(0)
     sd = lucid.load(buf)
     np.testing.assert_array_equal(sd["state"][0]["momentum_buffer"].numpy(), opt.state[p]["momentum_buffer"].numpy())
+
+
+@pytest.mark.parametrize(
+    "opt_cls, kw",
+    [
+        (optim.SGD, dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.1)),
+        (optim.SGD, dict(lr=0.05, momentum=0.9, dampening=0.2, maximize=True)),
+        (optim.AdamW, dict(lr=0.01, amsgrad=True, weight_decay=0.1)),
+    ],
+)
+def test_large_parameter_updated_block_by_block_matches_whole_array_reference(opt_cls, kw):
+    """Parameters above optim.optimizer.BLOCK elements are updated in row blocks; a
+    transposed (non-contiguous) gradient must pair up element by element all the same."""
+    from lucid.optim.optimizer import BLOCK, blocks
+
+    rng = np.random.default_rng(0)
+    shape = (300, 500)
+    assert shape[0] * shape[1] > BLOCK and len(blocks(np.empty(shape))) == 3
+    p0 = rng.standard_normal(shape)
+    grads = [np.ascontiguousarray(rng.standard_normal(shape[::-1])).T for _ in range(3)]
+    p = nn.Parameter(lucid.tensor(p0))
+    opt = opt_cls([p], **kw)
+    for g in grads:
+        p.grad = lucid.Tensor(g)
+        opt.step()
+
+    ref = nn.Parameter(lucid.tensor(p0))  # the same updates with blocking switched off
+    import lucid.optim.optimizer as base
+
+    ref_opt = opt_cls([ref], **kw)
+    old, base.BLOCK = base.BLOCK, 10**9
+    try:
+        for g in grads:
+            ref.grad = lucid.Tensor(np.ascontiguousarray(g))
+            ref_opt.step()
+    finally:
+        base.BLOCK = old
+    np.testing.assert_array_equal(p.detach().numpy(), ref.detach().numpy())

@@ -5,7 +5,7 @@ import math
 from typing import Iterable
 
 from lucid.autograd.function import xp_of
-from lucid.optim.optimizer import Optimizer
+from lucid.optim.optimizer import Optimizer, blocks
 from lucid.tensor import Tensor
 
 
@@ -44,20 +44,32 @@ class AdamW(Optimizer):
         super().__init__(params, defaults)
 
     def _update(self, p: Tensor, grad, group: dict, state: dict) -> None:
-        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         xp = xp_of(p.data)
         if not state:
             state["step"] = 0
-            state["exp_avg"] = Tensor._wrap(xp.zeros_like(p.data), p.device)
-            state["exp_avg_sq"] = Tensor._wrap(xp.zeros_like(p.data), p.device)
-            if group["amsgrad"]:
-                state["max_exp_avg_sq"] = Tensor._wrap(xp.zeros_like(p.data), p.device)
+            names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
+            for name in names:
+                state[name] = Tensor._wrap(xp.zeros_like(p.data), p.device)
         state["step"] += 1
-        step = state["step"]
-        m, v = state["exp_avg"].data, state["exp_avg_sq"].data
-        s = self.scratch(p.data)
-        if group["weight_decay"] != 0:
-            p.data *= 1 - lr * group["weight_decay"]
+        beta1, beta2 = group["betas"]
+        scalars = (
+            1 - group["lr"] * group["weight_decay"],   # decay factor
+            group["lr"] / (1 - beta1 ** state["step"]),  # step size
+            math.sqrt(1 - beta2 ** state["step"]),      # sqrt of the second bias correction
+        )
+        moments = [state["exp_avg"].data, state["exp_avg_sq"].data]
+        if group["amsgrad"]:
+            moments.append(state["max_exp_avg_sq"].data)
+        for rows in blocks(p.data):
+            self._update_block(xp, p.data[rows], grad[rows], [a[rows] for a in moments], group, scalars)
+
+    def _update_block(self, xp, p, grad, moments: list, group: dict, scalars: tuple) -> None:
+        (beta1, beta2), eps = group["betas"], group["eps"]
+        decay, step_size, bias2_sqrt = scalars
+        m, v = moments[0], moments[1]
+        s = self.scratch(p)
+        if decay != 1:
+            p *= decay
         # m += (1 - beta1) * (g - m); when maximising g - m = -(g + m)
         if group["maximize"]:
             m += xp.multiply(xp.add(grad, m, out=s), -(1 - beta1), out=s)
@@ -66,9 +78,8 @@ class AdamW(Optimizer):
         v *= beta2
         v += xp.multiply(xp.multiply(grad, grad, out=s), 1 - beta2, out=s)
         if group["amsgrad"]:
-            v = xp.maximum(state["max_exp_avg_sq"].data, v, out=state["max_exp_avg_sq"].data)
-        step_size = lr / (1 - beta1**step)
+            v = xp.maximum(moments[2], v, out=moments[2])
         denom = xp.sqrt(v, out=s)
-        denom /= math.sqrt(1 - beta2**step)
+        denom /= bias2_sqrt
         denom += eps
-        p.data -= xp.multiply(xp.divide(m, denom, out=s), step_size, out=s)
+        p -= xp.multiply(xp.divide(m, denom, out=s), step_size, out=s)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from lucid.autograd.function import xp_of
-from lucid.optim.optimizer import Optimizer
+from lucid.optim.optimizer import Optimizer, blocks
 from lucid.tensor import Tensor
 
 
@@ -41,26 +41,33 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _update(self, p: Tensor, grad, group: dict, state: dict) -> None:
-        lr, mu, damp = group["lr"], group["momentum"], group["dampening"]
         xp = xp_of(p.data)
-        s0, s1 = self.scratch(p.data, 0), self.scratch(p.data, 1)
-        d = _decayed_gradient(xp, p.data, grad, group["weight_decay"], group["maximize"], s0)
-        if mu != 0:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = Tensor._wrap(d.copy(), p.device)
+        buf = None
+        first = False
+        if group["momentum"] != 0:
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = Tensor._wrap(xp.empty_like(p.data), p.device)
+                first = True
+            buf = state["momentum_buffer"].data
+        for rows in blocks(p.data):
+            self._update_block(xp, p.data[rows], grad[rows], None if buf is None else buf[rows], first, group)
+
+    def _update_block(self, xp, p, grad, buf, first: bool, group: dict) -> None:
+        lr, mu, damp = group["lr"], group["momentum"], group["dampening"]
+        s0, s1 = self.scratch(p, 0), self.scratch(p, 1)
+        d = _decayed_gradient(xp, p, grad, group["weight_decay"], group["maximize"], s0)
+        if buf is not None:
+            if first:
+                buf[...] = d
             else:
-                buf.data *= mu
+                buf *= mu
                 if damp != 0:  # never with nesterov, so d may be overwritten
-                    buf.data += xp.multiply(d, 1 - damp, out=s0)
+                    buf += xp.multiply(d, 1 - damp, out=s0)
                 else:
-                    buf.data += d
-            if group["nesterov"]:
-                d = xp.add(xp.multiply(buf.data, mu, out=s1), d, out=s1)
-            else:
-                d = buf.data
+                    buf += d
+            d = xp.add(xp.multiply(buf, mu, out=s1), d, out=s1) if group["nesterov"] else buf
         # p -= lr * d, with lr * d written over a scratch (never over grad or the momentum buffer)
-        p.data -= xp.multiply(d, lr, out=d if d is s0 or d is s1 else s0)
+        p -= xp.multiply(d, lr, out=d if d is s0 or d is s1 else s0)
 
 
 def _decayed_gradient(xp, p, grad, wd: float, maximize: bool, out):
