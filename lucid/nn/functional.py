@@ -5,10 +5,15 @@ names in one place so that ``import lucid.nn.functional as F`` reads as in PyTor
 """
 from lucid.ops import (
     accuracy,
+    adaptive_avg_pool2d,
+    avg_pool2d,
+    batch_norm,
+    conv2d,
     cross_entropy,
     dropout,
     linear,
     log_softmax,
+    max_pool2d,
     pad,
     relu,
     sigmoid,
@@ -17,10 +22,15 @@ from lucid.ops import (
 
 __all__ = [
     "accuracy",
+    "adaptive_avg_pool2d",
+    "avg_pool2d",
+    "batch_norm",
+    "conv2d",
     "cross_entropy",
     "dropout",
     "linear",
     "log_softmax",
+    "max_pool2d",
     "pad",
     "relu",
     "sigmoid",
