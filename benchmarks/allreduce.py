@@ -12,14 +12,18 @@ bytes. Runs are interleaved and the medians compared.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 
 import numpy as np
 from mpi4py import MPI
 
-import lucid
-import lucid.distributed as dist
-from lucid.distributed.transport import MPITransport
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import lucid  # noqa: E402
+import lucid.distributed as dist  # noqa: E402
+from lucid.distributed.transport import MPITransport  # noqa: E402
 
 
 def resnet50_shapes() -> list[tuple[int, ...]]:

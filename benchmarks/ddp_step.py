@@ -27,6 +27,8 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
 
 def build_model(sync_bn: bool):
     import lucid.nn as nn  # noqa: PLC0415

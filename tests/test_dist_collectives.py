@@ -1,5 +1,6 @@
 """Collectives under a real mpiexec: values on every rank, errors on every rank."""
 import json
+import os
 import subprocess
 import sys
 
@@ -48,6 +49,23 @@ def test_collective_values_on_every_rank(world):
         assert "floating-point" in got["int_mean_error"]
         assert "rank 1 holds float64[1, 3] but rank 0 holds float64[1, 2]" in got["gather_mismatch"]
         assert got["world"] == [r, world, r, world, r == 0]
+
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+
+
+def test_ranks_share_the_node_cores():
+    """N ranks on one node each get cores // N BLAS threads, unless the user chose."""
+    res = run_ok("collectives.py", 2, timeout=60, env={v: None for v in THREAD_VARS})
+    share = max(1, (os.cpu_count() or 1) // 2)
+    for got in res.values():
+        assert got["thread_limit"] == share and got["blas_threads"] == [share]
+    if (os.cpu_count() or 1) < 2:
+        return
+    # a user's choice wins (2 > the 1-per-rank share on a 2-core machine)
+    res = run_ok("collectives.py", 2, timeout=60, env={"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"})
+    for got in res.values():
+        assert got["thread_limit"] is None and got["blas_threads"] == [2]
 
 
 def test_world_of_one_without_launcher():

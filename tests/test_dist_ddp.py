@@ -23,6 +23,9 @@ def check_training(res, model, oks=(True, True, True), skipped=0):
         assert got["eval_err"] <= 1e-10, (r, got["eval_err"])
         assert got["train_reduce_calls"] == SYNC_CALLS[model]
         assert got["eval_reduce_calls"] == 0  # eval mode communicates nothing
+        views, in_buckets, params = got["grad_views"]
+        assert views == in_buckets == params  # every .grad after backward is its bucket view
+        assert got["n_buckets"] > 1 or model == "bnonly"  # bnonly: 5 parameters, one bucket
 
 
 @pytest.mark.parametrize("world", [2, 3])

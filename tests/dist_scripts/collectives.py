@@ -53,5 +53,9 @@ out["reduce_scatter_mean"] = dist.reduce_scatter(lucid.tensor(x), "mean").numpy(
 out["bcast_obj"] = dist.broadcast_object({"from": r, "list": [r]}, src=0)
 out["gather_obj"] = dist.all_gather_object(("rank", r))
 out["world"] = [dist.rank(), dist.world_size(), dist.local_rank(), dist.local_size(), dist.is_main()]
+from threadpoolctl import threadpool_info  # noqa: E402
+
+out["thread_limit"] = dist.comm.world().threads
+out["blas_threads"] = sorted({pool["num_threads"] for pool in threadpool_info()})
 dist.barrier()
 report(r, **out)

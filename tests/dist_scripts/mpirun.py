@@ -42,7 +42,11 @@ def mpirun(script: str, n: int, *args: str, timeout: float = 60, env: dict | Non
     """``mpiexec -n n python tests/dist_scripts/<script> args``; kills the whole group on timeout."""
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
-    full_env.update(env or {})
+    for key, value in (env or {}).items():  # None removes a variable
+        if value is None:
+            full_env.pop(key, None)
+        else:
+            full_env[key] = value
     folder = tempfile.mkdtemp(prefix="lucid-dist-")
     full_env["LUCID_TEST_RESULTS"] = folder
     cmd = [mpiexec(), "-n", str(n), sys.executable, str(SCRIPTS / script), *map(str, args)]
