@@ -27,3 +27,9 @@ def test_watchdog_names_the_stuck_collective():
     assert run.returncode != 0
     assert run.seconds < 20  # timeout 2 s + checks every 0.5 s + launcher teardown
     assert "[rank 0] watchdog: collective 'all_reduce(sum)' has waited" in run.stderr, run.stderr
+
+
+def test_sys_exit_on_one_rank_inside_abort_on_exit():
+    run = mpirun("failing_rank.py", 2, "exit", timeout=30)
+    assert run.returncode != 0 and run.seconds < 30
+    assert "[rank 1] sys.exit(3) on this rank; aborting all ranks" in run.stderr, run.stderr

@@ -31,7 +31,7 @@ from lucid.distributed.comm import (
     world_size,
 )
 from lucid.distributed.ddp import DistributedDataParallel
-from lucid.distributed.failure import abort, nonfinite
+from lucid.distributed.failure import abort, abort_on_exit, nonfinite
 from lucid.distributed.metrics import ClassificationMeter, reduce_sums
 from lucid.distributed.sync_batchnorm import SyncBatchNorm
 from lucid.distributed.watchdog import watch
@@ -43,6 +43,7 @@ __all__ = [
     "Reducer",
     "SyncBatchNorm",
     "abort",
+    "abort_on_exit",
     "all_gather",
     "all_gather_object",
     "all_reduce",

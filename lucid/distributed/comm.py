@@ -45,6 +45,10 @@ def init(limit_threads: bool = True, watchdog_timeout: float | None = None, abor
     """
     global _world
     if _world is not None:
+        if watchdog_timeout:  # a later call may still arm (or re-arm) the watchdog
+            from lucid.distributed import watchdog  # noqa: PLC0415
+
+            watchdog.start(watchdog_timeout)
         return _world
     from mpi4py import MPI  # noqa: PLC0415 - start MPI only when asked
 

@@ -10,6 +10,7 @@ reaches the same skip decision.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import traceback
@@ -42,8 +43,15 @@ def abort(message: str, code: int = 1) -> None:
     os._exit(code)
 
 
+def _alone() -> bool:
+    from lucid.distributed import comm  # noqa: PLC0415
+
+    return not comm.is_initialized() or comm.world_size() == 1
+
+
 def _excepthook(exc_type, exc, tb) -> None:
-    if issubclass(exc_type, SystemExit) and exc.code in (0, None):
+    if _alone():  # nobody to unblock: Python's usual report and exit
+        sys.__excepthook__(exc_type, exc, tb)
         return
     text = "".join(traceback.format_exception(exc_type, exc, tb))
     abort(text + "aborting all ranks (uncaught exception)")
@@ -52,9 +60,29 @@ def _excepthook(exc_type, exc, tb) -> None:
 def _thread_excepthook(args) -> None:
     if args.exc_type is SystemExit:
         return
+    if _alone():
+        threading.__excepthook__(args)
+        return
     text = "".join(traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback))
     name = args.thread.name if args.thread is not None else "?"
     abort(f"in thread {name}:\n{text}aborting all ranks (uncaught exception)")
+
+
+class abort_on_exit(contextlib.ContextDecorator):
+    """Wrap a program's main: ``sys.exit(code)`` with code != 0 on one rank aborts every rank.
+
+    Python calls no hook for SystemExit, and a rank that exits normally waits in
+    MPI_Finalize for ranks that may be waiting for it in a collective: a deadlock.
+    Other exceptions pass through to the excepthook, which aborts the job too.
+    """
+
+    def __enter__(self) -> "abort_on_exit":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is SystemExit and exc.code not in (0, None) and not _alone():
+            abort(f"sys.exit({exc.code!r}) on this rank; aborting all ranks", code=exc.code if isinstance(exc.code, int) else 1)
+        return False
 
 
 def install_excepthook() -> None:

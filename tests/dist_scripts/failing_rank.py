@@ -4,6 +4,7 @@ raise      the last rank raises; the others block in all_reduce
 raise_ddp  the last rank raises; the others block waiting for a gradient bucket
 thread     the last rank's worker thread raises; the others block in a barrier
 stall      the last rank sleeps; the others' watchdog (2 s) must abort the job
+exit       the last rank calls sys.exit(3) inside dist.abort_on_exit()
 """
 import sys
 import threading
@@ -37,6 +38,11 @@ elif mode == "thread":
         t.join()
         time.sleep(60)
     dist.barrier()
+elif mode == "exit":
+    with dist.abort_on_exit():
+        if last:
+            sys.exit(3)
+        dist.all_reduce(np.ones(3))
 elif mode == "stall":
     if last:
         time.sleep(60)
