@@ -7,11 +7,12 @@ parameter's ``.grad`` is a view into its bucket, so backward accumulates straigh
 into the buffer that goes on the wire: no copy.
 
 The post-accumulate hook of every parameter counts down its bucket. When a bucket's
-last gradient lands, its non-blocking sum all-reduce starts; buckets always start in
-index order (a bucket that is ready early waits for its predecessors), so every rank
-issues the same collectives in the same order. Later hooks drive the requests in
-flight forward; ``finish()`` starts what is left, waits for everything and reports
-whether the step may be taken.
+last gradient lands, the bucket is prepared at once (pre-divided, checked for
+NaN/Inf, flags filled) and its non-blocking sum all-reduce starts; buckets always
+start in index order, one in flight at a time (a bucket that is ready early waits
+for its predecessors), so every rank issues the same collectives in the same order.
+Later hooks drive the request in flight forward; ``finish()`` starts what is left,
+waits for everything and reports whether the step may be taken.
 
 Each bucket buffer ends with bookkeeping slots that ride in the same all-reduce:
 
@@ -80,6 +81,7 @@ class Bucket:
     ready: list[bool] = field(default_factory=list)  # gradient final in this pass
     used: list[bool] = field(default_factory=list)  # got (or had) a gradient since last finish
     pending: int = 0
+    prepared: bool = False  # scaled, checked and flagged: ready to go on the wire
     handle: Any = None
 
     @property
@@ -199,22 +201,25 @@ class Reducer:
         b.ready[i] = True
         b.pending -= 1
         if b.pending == 0:
+            self._prepare(b)
             self._start_ready()
         self._progress()
 
     def _start_ready(self) -> None:
-        """Start buckets in index order while they are ready and the in-flight limit allows."""
+        """Start buckets in index order while they are prepared and the in-flight limit allows."""
         while (
             self._next < len(self.buckets)
-            and self.buckets[self._next].pending == 0
+            and self.buckets[self._next].prepared
             and len(self._in_flight) < self.max_in_flight
         ):
             b = self.buckets[self._next]
-            self._start(b)
+            b.handle = self.transport.start(b.buffer if b.wire is None else b.wire)
             self._in_flight.append(b)
             self._next += 1
 
-    def _start(self, b: Bucket) -> None:
+    def _prepare(self, b: Bucket) -> None:
+        """Scale (and cast) the gradients, fill the flag slots: done as soon as the bucket is
+        complete, so a bucket waiting for its turn costs nothing after backward."""
         from lucid.autograd.function import xp_of  # noqa: PLC0415
 
         xp = xp_of(b.buffer)
@@ -224,7 +229,7 @@ class Reducer:
         bad = scale_and_check(b.buffer[:n], scale, out=target[:n])
         target[n : n + k] = xp.asarray(b.used, dtype=target.dtype)
         target[n + k] = bad | self.loss_nonfinite
-        b.handle = self.transport.start(target)
+        b.prepared = True
 
     def _progress(self) -> None:
         """Let MPI advance the requests in flight; finish those done and start the next."""
@@ -265,6 +270,7 @@ class Reducer:
                     if not b.ready[i]:
                         self._adopt(b, i)
                 b.pending = 0
+                self._prepare(b)
         self._start_ready()
         while self._in_flight:
             b = self._in_flight.popleft()
@@ -296,6 +302,7 @@ class Reducer:
         for b in self.buckets:
             k = len(b.params)
             b.ready = [False] * k
+            b.prepared = False
             b.used = [p.grad is not None for p in b.params]  # a kept .grad counts as given
             b.pending = k
         self._next = 0
