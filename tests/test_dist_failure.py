@@ -22,11 +22,14 @@ def test_exception_on_one_rank_aborts_the_job(mode, needle):
     assert "finished normally" not in run.stdout
 
 
-def test_watchdog_names_the_stuck_collective():
-    run = mpirun("failing_rank.py", 2, "stall", timeout=30)
+@pytest.mark.parametrize(
+    "mode, name", [("stall", "all_reduce(sum)"), ("stall_ddp", "DDP gradient all-reduce (bucket 1 of 1)")]
+)
+def test_watchdog_names_the_stuck_collective(mode, name):
+    run = mpirun("failing_rank.py", 2, mode, timeout=30)
     assert run.returncode != 0
     assert run.seconds < 20  # timeout 2 s + checks every 0.5 s + launcher teardown
-    assert "[rank 0] watchdog: collective 'all_reduce(sum)' has waited" in run.stderr, run.stderr
+    assert f"[rank 0] watchdog: collective '{name}' has waited" in run.stderr, run.stderr
 
 
 def test_sys_exit_on_one_rank_inside_abort_on_exit():
