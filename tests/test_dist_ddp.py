@@ -4,9 +4,13 @@ ddp_train.py trains 3 SGD-momentum steps in float64 with DDP and, on every rank,
 reference copy of rank 0's model on the whole global batch in one process; these
 tests require the two to agree within 1e-10 and all ranks to agree exactly.
 """
+import json
+import subprocess
+import sys
+
 import pytest
 
-from dist_scripts.mpirun import run_ok
+from dist_scripts.mpirun import ROOT, SCRIPTS, run_ok
 
 # SyncBN all-reduces per rank over 3 steps: one per layer in forward, one in backward
 # when the input needs a gradient (bnonly's BN sits on the data: forward only)
@@ -93,3 +97,15 @@ def test_mismatched_models_raise_on_every_rank(mode, needle):
     res = run_ok("mismatch.py", 2, mode, timeout=30)
     for got in res.values():
         assert got["error"] is not None and needle in got["error"], got["error"]
+
+
+def test_world_of_one_without_launcher():
+    """python script.py (no mpiexec): DDP and SyncBN are plain single-process training."""
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPTS / "ddp_train.py"), "syncbn", "uneven", "train"],
+        capture_output=True, text=True, timeout=60, env={"PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))[len("RESULT ") :])
+    assert got["oks"] == [True] * 3 and got["param_err"] <= 1e-12 and got["buf_err"] <= 1e-12
+    assert got["train_reduce_calls"] == 0  # nothing to synchronise with
