@@ -66,3 +66,14 @@ def test_watch_records_outermost_wait_and_clears():
     finally:
         dog.stop()
         watchdog._active = saved
+
+
+def test_limit_flags_values_that_would_overflow_float16():
+    out = np.empty(1000, np.float16)
+    big_but_fine = np.full(1000, 60000.0, np.float32)  # sum of squares >> 65504**2, yet every value fits
+    assert scale_and_check(big_but_fine, 1.0, out=out, limit=65504.0, chunk=256) is False
+    assert float(out[0]) == 60000.0
+    too_big = np.zeros(1000, np.float32)
+    too_big[777] = 140000.0
+    assert scale_and_check(too_big, 1.0, out=out, limit=65504.0, chunk=256) is True
+    assert scale_and_check(too_big.copy(), 0.25, out=out, limit=65504.0, chunk=256) is False  # 35000 after scaling

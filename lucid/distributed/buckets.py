@@ -37,6 +37,7 @@ from lucid.distributed.failure import scale_and_check
 from lucid.distributed.watchdog import watch
 
 COMPRESSIONS = (None, "fp16")
+FP16_MAX = 65504.0
 MB = 1 << 20
 
 
@@ -226,7 +227,8 @@ class Reducer:
         n, k = b.numel, len(b.params)
         target = b.buffer if b.wire is None else b.wire
         scale = 1.0 / self.world if self.predivide else 1.0
-        bad = scale_and_check(b.buffer[:n], scale, out=target[:n])
+        limit = FP16_MAX if b.wire is not None else None
+        bad = scale_and_check(b.buffer[:n], scale, out=None if b.wire is None else b.wire[:n], limit=limit)
         target[n : n + k] = xp.asarray(b.used, dtype=target.dtype)
         target[n + k] = bad | self.loss_nonfinite
         b.prepared = True
@@ -242,9 +244,11 @@ class Reducer:
         if b.wire is not None:
             from lucid.autograd.function import xp_of  # noqa: PLC0415
 
-            post = 1.0 if self.predivide else 1.0 / self.world
-            xp_of(b.buffer).multiply(b.wire[:n], post, out=b.buffer[:n])
-            b.buffer[n:] = b.wire[n:]
+            xp_of(b.buffer).copyto(b.buffer, b.wire)  # float16 -> float32/64, flags included
+            if not self.predivide:
+                # the sum itself may have overflowed float16: same values everywhere, same verdict
+                if scale_and_check(b.buffer[:n], 1.0 / self.world):
+                    b.buffer[-1] = 1
         elif not self.predivide and self.world > 1:
             b.buffer[:n] *= 1.0 / self.world
         b.handle = None

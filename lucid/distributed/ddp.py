@@ -16,6 +16,7 @@ and says whether the optimizer may step:
 from __future__ import annotations
 
 import hashlib
+import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -126,6 +127,13 @@ class DistributedDataParallel(Module):
         if len(devices) > 1:
             raise ValueError(f"DistributedDataParallel: parameters on several devices {sorted(devices)}; use one")
         device = devices.pop() if devices else "cpu"
+        if compression == "fp16" and device == "cpu" and world.size > 1:
+            warnings.warn(
+                "DistributedDataParallel(compression='fp16') on CPU: NumPy and MPI add float16 values in "
+                "software (~10 ns each), which costs more than the halved transfer saves on shared memory "
+                "or fast networks; it pays off on GPUs (NCCL) or slow links",
+                stacklevel=2,
+            )
         self._comm = world.comm.Dup()  # bucket traffic never interleaves with other collectives
         transport = make_transport(backend, device, self._comm)
         self.reducer = Reducer(

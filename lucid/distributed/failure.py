@@ -95,35 +95,49 @@ def install_excepthook() -> None:
     _installed = True
 
 
-def scale_and_check(src, scale: float = 1.0, out=None, chunk: int = 1 << 16):
-    """``out[...] = src * scale`` (in place when ``out`` is None) and report non-finite values.
+def scale_and_check(src, scale: float = 1.0, out=None, limit: float | None = None, chunk: int = 1 << 16):
+    """Scale ``src`` in place, optionally cast a copy into ``out``, and report non-finite values.
 
-    Returns a Python bool on NumPy and a 0-d device array on CuPy (no host sync).
-    Scaling and checking run chunk by chunk so the check reads cache-hot data: a
-    chunk's sum is non-finite whenever one of its values is, so every NaN/Inf is
-    found; only sums past float max (gradients near 1e38) raise a false alarm.
-    NumPy sums float32/64 chunks as a BLAS dot with ones (faster than ``sum``).
+    With ``limit`` (e.g. 65504 for a float16 ``out``), values beyond it count as
+    non-finite too: they would overflow in ``out``. Returns a Python bool on NumPy and a
+    0-d device array on CuPy (no host sync). NumPy works chunk by chunk so the check
+    and the cast read cache-hot data: a chunk's sum (a BLAS dot with ones) is
+    non-finite whenever one of its values is, so every NaN/Inf is found; only sums
+    past float max (values near 1e38) raise a false alarm. With a limit, the sum of
+    squares bounds every |value| and only chunks it cannot clear get an exact max.
     """
     from lucid.autograd.function import xp_of  # noqa: PLC0415
 
     xp = xp_of(src)
-    inplace = out is None or out is src
-    out = src if inplace else out
-    acc = np.float32 if out.dtype == np.float16 else out.dtype  # fp16 sums overflow at 65504
     if xp is not np:
-        if scale != 1.0 or not inplace:
-            xp.multiply(src, scale, out=out, casting="unsafe")
-        return ~xp.isfinite(out.sum(dtype=acc))
-    ones = _ones(chunk, out.dtype) if out.dtype in (np.float32, np.float64) else None
+        if scale != 1.0:
+            src *= scale
+        bad = ~xp.isfinite(src.sum(dtype=xp.float32 if src.dtype == xp.float16 else src.dtype))
+        if limit is not None:
+            bad = bad | (xp.abs(src).max() > limit)
+        if out is not None:
+            out[...] = src
+        return bad
+    blas = src.dtype in (np.float32, np.float64)
+    ones = _ones(chunk, src.dtype) if blas else None
     bad = False
     for start in range(0, src.size, chunk):
-        s, o = src[start : start + chunk], out[start : start + chunk]
-        if scale != 1.0 or not inplace:
-            np.multiply(s, scale, out=o, casting="unsafe")
+        s = src[start : start + chunk]
+        if scale != 1.0:
+            np.multiply(s, scale, out=s)
         if not bad:
-            total = o.sum(dtype=acc) if ones is None else np.dot(o, ones[: o.size])
-            bad = not np.isfinite(total)
+            bad = _chunk_bad(s, ones, limit) if blas else not np.isfinite(s.sum(dtype=np.float32))
+        if out is not None:
+            with np.errstate(over="ignore"):  # an overflow here is already flagged
+                np.copyto(out[start : start + chunk], s, casting="unsafe")
     return bad
+
+
+def _chunk_bad(s: np.ndarray, ones: np.ndarray, limit: float | None) -> bool:
+    if limit is None:
+        return bool(not np.isfinite(np.dot(s, ones[: s.size])))
+    squares = np.dot(s, s)  # >= max |value|**2; non-finite for any NaN/Inf (or |value| > 1e19)
+    return bool(not np.isfinite(squares) or (squares > limit * limit and float(np.abs(s).max()) > limit))
 
 
 _ONES: dict = {}
