@@ -101,6 +101,10 @@ def main() -> None:
               f"(runs: {' '.join(f'{t * 1e3:.0f}' for t in times['ddp'])})")
         print(f"DDP / raw bandwidth: {t_raw / t_ddp:.2f}x (target >= 0.9x)")
         print(f"ranks agree on the reduced gradient: {len(set(check)) == 1}")
+        from threadpoolctl import threadpool_info  # noqa: PLC0415
+
+        blas = [(i.get("internal_api"), i.get("architecture"), i.get("num_threads")) for i in threadpool_info()]
+        print(f"BLAS (rank 0, used by the NaN check): {blas}; other jobs share these cores: figures are noisy")
 
 
 if __name__ == "__main__":
