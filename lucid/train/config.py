@@ -112,6 +112,7 @@ class RunConfig:
     ckpt_interval: int = field(default=0, metadata=_non_negative())  # steps; 0 = at each epoch end
     keep_last: int = field(default=3, metadata=_positive())
     progress: bool = True
+    log_samples: bool = False  # append each step's sample ids to samples-rank<r>.jsonl (debugging)
 
 
 @dataclass
