@@ -46,6 +46,8 @@ class _Encoder:
             if host.dtype == object:
                 raise TypeError("lucid.save: arrays of Python objects cannot be saved")
             name = self.name_of(where) if self.name_of else str(len(self.arrays))
+            if name in self.arrays:  # two paths given one name (e.g. keys 0 and "0"): keep both
+                name = f"{name}#{len(self.arrays)}"
             self.names[id(obj)] = name
             # copy(order='C') rather than ascontiguousarray, which turns 0-d arrays into 1-d
             self.arrays[name] = host if host.flags.c_contiguous else host.copy(order="C")
