@@ -25,11 +25,12 @@ class RunData:
     num_classes: int
 
 
-def fake_dataset(n: int, cfg: DataConfig, num_classes: int, seed: int, transform) -> data.ArrayDataset:
-    """Learnable synthetic images: a fixed random prototype per class plus noise (uint8 HWC)."""
-    rng = np.random.default_rng(seed)
+def fake_dataset(n: int, cfg: DataConfig, num_classes: int, seed: int, split: int, transform) -> data.ArrayDataset:
+    """Learnable synthetic images: one random prototype per class (shared by all splits)
+    plus noise drawn per split (uint8 HWC)."""
     size = cfg.image_size
-    protos = rng.integers(0, 256, (num_classes, size, size, cfg.channels))
+    protos = np.random.default_rng(seed).integers(0, 256, (num_classes, size, size, cfg.channels))
+    rng = np.random.default_rng([seed, split])
     labels = rng.integers(0, num_classes, n)
     noise = rng.normal(0, 40, (n, size, size, cfg.channels))
     images = np.clip(protos[labels] + noise, 0, 255).astype(np.uint8)
@@ -58,8 +59,8 @@ def build_data(cfg: DataConfig, num_classes: int, rank: int, world: int, seed: i
     """Loaders for this rank; ``cfg.batch_size`` is the per-rank batch."""
     train_tf, val_tf = _transforms(cfg)
     if cfg.source == "fake":
-        train_set = fake_dataset(cfg.fake_train_samples, cfg, num_classes, seed, train_tf)
-        val_set = fake_dataset(cfg.fake_val_samples, cfg, num_classes, seed + 1, val_tf)
+        train_set = fake_dataset(cfg.fake_train_samples, cfg, num_classes, seed, 0, train_tf)
+        val_set = fake_dataset(cfg.fake_val_samples, cfg, num_classes, seed, 1, val_tf)
     else:
         train_set = data.ImageFolder(_split_dir(cfg, cfg.train_split), transform=train_tf, on_error=cfg.on_error)
         val_set = data.ImageFolder(_split_dir(cfg, cfg.val_split), transform=val_tf, on_error=cfg.on_error)
