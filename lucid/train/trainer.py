@@ -267,7 +267,8 @@ class Trainer:
     def evaluate(self) -> dict:
         """Exact top-1/top-5 and mean loss over the whole validation set (every rank a share)."""
         self.model.eval()
-        meter = dist.ClassificationMeter(topk=(1, min(5, self.cfg.model.num_classes)))
+        k = min(5, self.cfg.model.num_classes)
+        meter = dist.ClassificationMeter(topk=(1, k))
         with lucid.no_grad():
             for images, labels in self.data.val_loader:
                 logits = self.model(images.to(self.device).to(self.cfg.run.dtype))
@@ -275,11 +276,10 @@ class Trainer:
                 meter.update(logits, labels, loss_sum=F.cross_entropy(logits, labels, reduction="sum").item())
         stats = meter.compute()
         self.model.train()
-        top5 = f"top{min(5, self.cfg.model.num_classes)}"
-        self.last_eval = {"step": self.step, "top1": stats["top1"], "top5": stats[top5], "loss": stats["loss"]}
-        self.log.write("eval", step=self.step, epoch=self.epoch, count=stats["count"], **{k: self.last_eval[k] for k in ("top1", "top5", "loss")})
+        self.last_eval = {"step": self.step, "top1": stats["top1"], "top5": stats[f"top{k}"], "loss": stats["loss"]}
+        self.log.write("eval", step=self.step, epoch=self.epoch, count=stats["count"], **{m: self.last_eval[m] for m in ("top1", "top5", "loss")})
         self.progress.write(
-            f"eval after epoch {self.epoch + 1} (step {self.step}): top-1 {stats['top1']:.2f}%  "
-            f"top-5 {stats[top5]:.2f}%  loss {stats['loss']:.4f}  ({stats['count']} images)"
+            f"eval at step {self.step} (epoch {self.epoch + 1}): top-1 {stats['top1']:.2f}%  "
+            f"top-{k} {stats[f'top{k}']:.2f}%  loss {stats['loss']:.4f}  ({stats['count']} images)"
         )
         return self.last_eval
