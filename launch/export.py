@@ -27,7 +27,7 @@ def consolidate(path: str) -> tuple[dict[str, np.ndarray], dict]:
             raise checkpoint.CheckpointError(f"{path} is neither a checkpoint nor a directory of checkpoints")
         path = newest[-1]
     state, _, _ = checkpoint.load(path, map_location="cpu")
-    weights = {k: np.ascontiguousarray(_backend.asnumpy(v.data)) for k, v in state["model"].items()}
+    weights = {k: _backend.asnumpy(v.data).copy(order="C") for k, v in state["model"].items()}  # keeps 0-d arrays 0-d
     return weights, state["config"]
 
 

@@ -165,7 +165,7 @@ def _write_share(tmp: str, rank: int, world: int, arrays: dict, owner: dict, ran
     """This rank's shard and rank-state file; returns their manifest entries."""
     import safetensors.numpy  # noqa: PLC0415
 
-    mine = {n: np.ascontiguousarray(a) for n, a in arrays.items() if owner[n] == rank}
+    mine = {n: a for n, a in arrays.items() if owner[n] == rank}  # the encoder made them C-contiguous
     files = {}
     name = shard_name(rank, world)
     files[name] = _write_durable(os.path.join(tmp, name), safetensors.numpy.save(mine))
