@@ -133,16 +133,16 @@ def test_resume_at_another_world_size(tmp_path, world):
 
 def test_rank_killed_while_checkpointing_keeps_previous(tmp_path):
     script = os.path.join(ROOT, "tests", "train_scripts", "kill_in_checkpoint.py")
-    res = launch(2, ["6", "--config", DEBUG, "--set", f'run.output_dir="{tmp_path}"', *FLOAT64, "--set", "run.max_steps=9"],
+    res = launch(2, ["6", "--config", DEBUG, "--set", f'run.output_dir="{tmp_path}"', *FLOAT64, "--set", "run.max_steps=8"],
                  script=script)
     assert res.returncode != 0
     folder = os.path.join(tmp_path, "debug", "checkpoints")
     names = os.listdir(folder)
     assert "step_00000003" in names and "step_00000006" not in names
     assert any(n.startswith(".tmp-step_00000006") for n in names)  # the half-written one, never committed
-    res = train(2, tmp_path, *FLOAT64, "--set", "run.max_steps=9", "--resume", "auto")
+    res = train(2, tmp_path, *FLOAT64, "--set", "run.max_steps=8", "--resume", "auto")
     assert "resumed from" in res.stdout + res.stderr and "step_00000003" in res.stdout + res.stderr
-    assert sorted(os.listdir(folder)) == ["step_00000006", "step_00000009"]  # keep_last 2; debris removed
+    assert sorted(os.listdir(folder)) == ["step_00000006", "step_00000008"]  # keep_last 2; debris removed
 
 
 def test_corrupted_shard_is_named_and_auto_resume_falls_back(tmp_path):
