@@ -36,7 +36,10 @@ def _as_hwc(img) -> np.ndarray:
 
 
 class AffineTransform(Transform):
-    """A per-channel map ``x * scale + bias`` on float HWC arrays."""
+    """A per-channel map ``x * scale + bias`` on float HWC arrays. ``random`` says
+    whether ``affine`` draws from the generator (if not, fused passes cache it)."""
+
+    random = True
 
     def affine(self, channels: int, rng) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
         raise NotImplementedError
@@ -51,6 +54,8 @@ class AffineTransform(Transform):
 
 class Normalize(AffineTransform):
     """``(x - mean) / std`` per channel."""
+
+    random = False
 
     def __init__(self, mean, std):
         self.mean = tuple(float(m) for m in mean)
@@ -130,24 +135,43 @@ class ArrayStage(Transform):
     def __init__(self, to_array: ToArray):
         self.to_array = to_array
         self.affines: list = []
+        self._rows: dict = {}  # (width, channels, input dtype) -> tiled scale/bias rows, when not random
 
-    def __call__(self, img, rng, out=None):
-        a = _as_hwc(img)
-        h, w, c = a.shape
-        scale = np.full(c, 1.0 / 255.0 if a.dtype == np.uint8 else 1.0)
+    def _coefficients(self, c: int, uint8: bool, rng):
+        scale = np.full(c, 1.0 / 255.0 if uint8 else 1.0)
         bias = np.zeros(c)
         for t in self.affines:
             s, b = t.affine(c, rng if rng is not None else fallback_generator())
             scale, bias = scale * s, bias * s + b
+        return scale, bias
+
+    def _tiled(self, w: int, c: int, uint8: bool, rng):
+        """Scale and bias repeated along a row of ``w`` pixels (cached when fixed)."""
+        key = (w, c, uint8)
+        if key in self._rows:
+            return self._rows[key]
+        dtype = self.to_array.dtype
+        scale, bias = self._coefficients(c, uint8, rng)
+        rows = np.tile(scale.astype(dtype), w), np.tile(bias.astype(dtype), w), bool(np.any(bias))
+        if not any(getattr(t, "random", True) for t in self.affines):
+            self._rows[key] = rows
+        return rows
+
+    def __call__(self, img, rng, out=None):
+        a = _as_hwc(img)
+        h, w, c = a.shape
         dtype = self.to_array.dtype
         if out is None:
             out = np.empty((h, w, c), dtype)
         elif out.shape != (h, w, c) or out.dtype != dtype:
             raise ValueError(f"ToArray: sample is {dtype} {(h, w, c)} but its batch slot is {out.dtype} {out.shape}")
+        scale, bias, shift = self._tiled(w, c, a.dtype == np.uint8, rng)
         target = out if out.flags.c_contiguous else np.empty((h, w, c), dtype)
         rows = target.reshape(h, w * c)
-        np.multiply(a.reshape(h, w * c), np.tile(scale.astype(dtype), w), out=rows)
-        np.add(rows, np.tile(bias.astype(dtype), w), out=rows)
+        np.copyto(rows, a.reshape(h, w * c), casting="unsafe")  # uint8 -> float, then in place
+        rows *= scale
+        if shift:
+            rows += bias
         if target is not out:
             out[...] = target
         return self.to_array.wrap(out)
