@@ -49,6 +49,11 @@ class ColorJitter(Transform):
         self.contrast = _factor_range(contrast, "contrast")
         self.saturation = _factor_range(saturation, "saturation")
 
+    @property
+    def input_mode(self) -> str | None:
+        """Saturation works on colour: decode in RGB when it is on."""
+        return "RGB" if self.saturation != (1.0, 1.0) else None
+
     def __call__(self, img, rng=None):
         rng = rng if rng is not None else fallback_generator()
         img = materialize(img)
