@@ -76,7 +76,7 @@ class ThreadBackend:
 def _context():
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["lucid.data.workers"])
+        ctx.set_forkserver_preload(["lucid.data.forkserver_preload"])
         return ctx
     return mp.get_context("spawn")
 
@@ -199,13 +199,23 @@ class ProcessBackend:
         for r in ready:
             if r in conns:
                 try:
-                    self._handle(r.recv())
+                    msg = r.recv()
                 except EOFError:
-                    pass  # the sentinel reports the death
+                    self._died(conns[r])
+                self._handle(msg)
         for r in ready:
             if r in sentinels and not sentinels[r].results.poll():
-                p = sentinels[r].process
-                raise WorkerError(f"DataLoader worker process {p.name} (pid {p.pid}) exited unexpectedly (exit code {p.exitcode})")
+                self._died(sentinels[r])
+
+    @staticmethod
+    def _died(worker) -> None:
+        p = worker.process
+        p.join(1.0)
+        raise WorkerError(
+            f"DataLoader worker process {p.name} (pid {p.pid}) exited unexpectedly (exit code {p.exitcode}). "
+            "Worker processes import the main module again: keep a script's work (and any MPI call) "
+            "under `if __name__ == '__main__':`"
+        )
 
     def _handle(self, msg) -> None:
         kind, batch_id = msg[0], msg[1]
