@@ -9,7 +9,9 @@ temporary ImageFolder and measures images/s over whole passes:
 - lucid: DataLoader(ImageFolder(root, imagenet_train(224)), batch_size) with
   num_workers=0 (one core), and with 2 thread / 2 process workers.
 
-Passes are interleaved and medians reported, because other jobs share the cores.
+Passes are interleaved and medians reported, because other jobs share the cores. Two
+rates: images per wall-clock second, and images per CPU-second of this process (threads
+included) -- the per-core throughput, much less disturbed by other jobs than wall time.
 Usage: python benchmarks/dataloader.py [--images 192] [--reps 5] [--batch 32]
 """
 from __future__ import annotations
@@ -77,19 +79,27 @@ def main() -> None:
         }
         for run in runs.values():  # warm the page cache, the forkserver and the imports
             run()
-        times: dict[str, list[float]] = {name: [] for name in runs}
+        wall: dict[str, list[float]] = {name: [] for name in runs}
+        cpu: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(args.reps):
             for name, run in runs.items():
-                t0 = time.perf_counter()
+                w0, c0 = time.perf_counter(), time.process_time()
                 run()
-                times[name].append(time.perf_counter() - t0)
-    rate = {name: len(order) / float(np.median(t)) for name, t in times.items()}
-    base = rate["baseline (Pillow, 1 core)"]
-    print(f"{len(order)} JPEGs 500x375 q90, batch {args.batch}, {args.reps} interleaved passes (median); "
-          f"cpus={os.cpu_count()} loadavg={os.getloadavg()[0]:.2f}")
-    for name, r in rate.items():
-        cores = 2 if "2 " in name else 1
-        print(f"  {name:42s} {r:7.1f} img/s  {r / cores:7.1f} img/s/core  {r / base:5.2f}x baseline")
+                wall[name].append(time.perf_counter() - w0)
+                cpu[name].append(time.process_time() - c0)
+    n = len(order)
+    base_name = next(iter(runs))
+    base_cpu = n / float(np.median(cpu[base_name]))
+    print(f"{n} JPEGs 500x375 q90, batch {args.batch}, {args.reps} interleaved passes (medians); "
+          f"cpus={os.cpu_count()}, load average {os.getloadavg()[0]:.1f} (other jobs share the cores)")
+    print(f"  {'':42s} {'img/s':>8s} {'img/CPU-s':>10s} {'per core vs baseline':>21s}")
+    for name in runs:
+        rate = n / float(np.median(wall[name]))
+        if "process" in name:  # the workers' CPU time is not this process's
+            print(f"  {name:42s} {rate:8.1f} {'n/a':>10s} {'n/a':>21s}")
+            continue
+        per_cpu = n / float(np.median(cpu[name]))
+        print(f"  {name:42s} {rate:8.1f} {per_cpu:10.1f} {per_cpu / base_cpu:20.2f}x")
 
 
 if __name__ == "__main__":
