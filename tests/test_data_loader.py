@@ -185,3 +185,6 @@ def test_argument_errors(dataset):
         DataLoader(dataset, worker_mode="fork")
     with pytest.raises(TypeError, match="state_dict"):
         DataLoader(dataset, sampler=[0, 1, 2]).state_dict()
+    with pytest.raises(TypeError, match="picklable"):
+        next(iter(DataLoader(dataset, collate_fn=lambda s: s, num_workers=1, worker_mode="process")))
+    assert multiprocessing.active_children() == []

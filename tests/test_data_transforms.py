@@ -122,10 +122,20 @@ def test_draft_decoding_is_used_and_close_to_full_decode():
     np.testing.assert_array_equal(np.asarray(small(pending(data))), np.asarray(small(Image.open(io.BytesIO(data)))))
 
 
-def test_draft_to_grey_for_single_channel_pipelines():
-    data = jpeg(200, 150, seed=5)
+def test_draft_to_grey_for_single_channel_pipelines(monkeypatch):
+    data = jpeg(400, 300, seed=5)
     t = Compose([Grayscale(1), Resize(50), ToArray()])
-    x = t(pending(data, mode="L"))
+    factors = []
+    real_load = PendingImage.load
+
+    def spy(self, *args):
+        result = real_load(self, *args)
+        factors.append(result[1])
+        return result
+
+    monkeypatch.setattr(PendingImage, "load", spy)
+    x = t(pending(data))
+    assert factors and factors[0] == 4  # Grayscale(1) first still lets the crop plan decode in draft mode
     ref = t(Image.open(io.BytesIO(data)))
     assert x.shape == ref.shape == (50, 66, 1)
     assert np.abs(x - ref).mean() < 2 / 255

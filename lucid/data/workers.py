@@ -172,6 +172,12 @@ class ProcessBackend:
         try:
             for w in range(num_workers):
                 self._workers.append(_Worker(ctx, w, dataset, collate_fn))
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            self.close()
+            raise TypeError(
+                f"DataLoader(worker_mode='process') sends the dataset and collate_fn to its workers, "
+                f"which needs them picklable (no lambdas or local classes): {exc}; worker_mode='thread' does not"
+            ) from exc
         except BaseException:
             self.close()
             raise

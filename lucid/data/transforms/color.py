@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from PIL import ImageEnhance
 
-from lucid.data.image import materialize, to_mode
+from lucid.data.image import PendingImage, materialize, to_mode
 from lucid.data.seeding import fallback_generator
 from lucid.data.transforms.base import Transform
 
@@ -14,6 +14,7 @@ class Grayscale(Transform):
     straight to grey when this transform comes before any colour transform."""
 
     input_mode = "L"
+    accepts_pending = True  # a one-channel result can still be decoded later, in draft mode
 
     def __init__(self, num_output_channels: int = 1):
         if num_output_channels not in (1, 3):
@@ -21,6 +22,9 @@ class Grayscale(Transform):
         self.num_output_channels = num_output_channels
 
     def __call__(self, img, rng=None):
+        if isinstance(img, PendingImage) and self.num_output_channels == 1:
+            img.mode = "L"  # decode straight to grey when the pixels are needed
+            return img
         img = to_mode(materialize(img), "L")
         return img if self.num_output_channels == 1 else img.convert("RGB")
 
