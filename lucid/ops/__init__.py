@@ -51,3 +51,6 @@ from lucid.ops.shape import (
     unsqueeze,
     view,
 )
+from lucid.ops.conv import conv2d
+from lucid.ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d
+from lucid.ops.norm import batch_norm

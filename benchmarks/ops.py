@@ -1,0 +1,164 @@
+"""Forward+backward time of lucid's performance-critical kernels, with PyTorch's when it imports.
+
+    python benchmarks/ops.py                                           # lucid only
+    PYTHONPATH=. /opt/torchvenv/bin/python benchmarks/ops.py           # + PyTorch ratios
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/ops.py   # native BLAS kernel
+
+Each case runs forward and backward (with a fixed output gradient) on the
+DESIGN.md shapes. Lucid and PyTorch run interleaved in one process, repetition
+by repetition, and the table shows medians: other work on the machine slows both
+alike. Inputs are channels-last memory on both sides (lucid's activation layout,
+PyTorch's faster CPU layout); PyTorch's plain NCHW time is shown for reference.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import lucid  # noqa: E402
+from lucid import ops  # noqa: E402
+from lucid.ops.layout import from_nhwc  # noqa: E402
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # the comparison is optional
+    torch = None
+
+# name: (input NCHW shape, extra parameter shapes, lucid fn, torch fn)
+CASES = {
+    "conv2d 3x3 64->64 56x56 b16": (
+        (16, 64, 56, 56), [(64, 64, 3, 3)],
+        lambda x, w: ops.conv2d(x, w, padding=1),
+        lambda x, w: F.conv2d(x, w, padding=1),
+    ),
+    "conv2d 1x1 256->64 56x56 b16": (
+        (16, 256, 56, 56), [(64, 256, 1, 1)],
+        lambda x, w: ops.conv2d(x, w),
+        lambda x, w: F.conv2d(x, w),
+    ),
+    "conv2d 3x3 g32 128->128 56x56 b16": (
+        (16, 128, 56, 56), [(128, 4, 3, 3)],
+        lambda x, w: ops.conv2d(x, w, padding=1, groups=32),
+        lambda x, w: F.conv2d(x, w, padding=1, groups=32),
+    ),
+    "conv2d 3x3 s2 128->128 56x56 b16": (
+        (16, 128, 56, 56), [(128, 128, 3, 3)],
+        lambda x, w: ops.conv2d(x, w, stride=2, padding=1),
+        lambda x, w: F.conv2d(x, w, stride=2, padding=1),
+    ),
+    "batch_norm train 64ch 56x56 b16": (
+        (16, 64, 56, 56), [(64,), (64,)],
+        lambda x, w, b: ops.batch_norm(x, None, None, w, b, training=True),
+        lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+    ),
+    "relu 64ch 56x56 b16": (
+        (16, 64, 56, 56), [],
+        lambda x: ops.relu(x),
+        lambda x: F.relu(x),
+    ),
+    "max_pool2d 3x3 s2 64ch 112x112 b16": (
+        (16, 64, 112, 112), [],
+        lambda x: ops.max_pool2d(x, 3, 2, 1),
+        lambda x: F.max_pool2d(x, 3, 2, 1),
+    ),
+}
+
+
+def channels_last(shape, rng):
+    """A float32 NCHW-shaped array with NHWC memory."""
+    n, c, h, w = shape
+    return from_nhwc(rng.standard_normal((n, h, w, c), dtype=np.float32))
+
+
+def lucid_step(fn, arrays, gy_holder):
+    inputs = [lucid.Tensor(a, requires_grad=True) for a in arrays]
+    y = fn(*inputs)
+    if gy_holder[0] is None:
+        gy_holder[0] = lucid.Tensor(np.ones_like(y.data))
+    y.backward(gy_holder[0])
+
+
+def torch_step(fn, tensors, gy_holder):
+    for t in tensors:
+        t.grad = None
+    y = fn(*tensors)
+    if gy_holder[0] is None:
+        gy_holder[0] = torch.ones_like(y)
+    y.backward(gy_holder[0])
+
+
+def timed(step) -> float:
+    start = time.perf_counter()
+    step()
+    return time.perf_counter() - start
+
+
+def blas_kernels() -> str:
+    from threadpoolctl import threadpool_info  # noqa: PLC0415
+
+    parts = []
+    for info in threadpool_info():
+        arch = info.get("architecture") or info.get("threading_layer") or ""
+        parts.append(f"{info['internal_api']} {info.get('version') or ''} {arch} x{info['num_threads']} ({os.path.basename(info['filepath'])})")
+    return "; ".join(parts)
+
+
+def run_case(name, repeats: int, rng):
+    shape, params, lucid_fn, torch_fn = CASES[name]
+    x = channels_last(shape, rng)
+    extra = [rng.standard_normal(s, dtype=np.float32) for s in params]
+    arrays = [x] + extra
+    lucid_gy = [None]
+    steps = [("lucid", lambda: lucid_step(lucid_fn, arrays, lucid_gy))]
+    if torch is not None:
+        t_cl = [torch.from_numpy(np.ascontiguousarray(a)).requires_grad_() for a in arrays]
+        t_cl[0] = t_cl[0].detach().to(memory_format=torch.channels_last).requires_grad_()
+        t_nchw = [t.detach().contiguous().requires_grad_() for t in t_cl]
+        cl_gy, nchw_gy = [None], [None]
+        steps.append(("torch", lambda: torch_step(torch_fn, t_cl, cl_gy)))
+        steps.append(("torch_nchw", lambda: torch_step(torch_fn, t_nchw, nchw_gy)))
+    for _, step in steps:  # warm-up: allocator, caches, lazy imports
+        step()
+    times: dict[str, list[float]] = {k: [] for k, _ in steps}
+    for _ in range(repeats):
+        for key, step in steps:
+            times[key].append(timed(step))
+    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15, help="timed repetitions per case (median reported)")
+    parser.add_argument("--case", action="append", help="substring of the case names to run (repeatable)")
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(0)
+    names = [n for n in CASES if not args.case or any(s in n for s in args.case)]
+    print(f"BLAS: {blas_kernels()}")
+    print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')} "
+          f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE', '(unset)')}")
+    if torch is not None:
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    else:
+        print("torch not importable: lucid figures only")
+    header = f"{'case (fwd+bwd, median ms)':38s} {'lucid':>8s}"
+    if torch is not None:
+        header += f" {'torch CL':>9s} {'ratio':>6s} {'torch NCHW':>11s}"
+    print(header)
+    for name in names:
+        r = run_case(name, args.repeats, rng)
+        line = f"{name:38s} {r['lucid']:8.2f}"
+        if torch is not None:
+            line += f" {r['torch']:9.2f} {r['lucid'] / r['torch']:6.2f} {r['torch_nchw']:11.2f}"
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()

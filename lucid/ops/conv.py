@@ -1,0 +1,174 @@
+"""2-D convolution (PyTorch's conv2d) as GEMMs over channels-last memory.
+
+Forward: im2col in NHWC (a 1x1 convolution is one GEMM over (N*H*W, C)) and one
+batched GEMM over the groups axis, chunked over the batch. Backward:
+
+- grad weight: the same columns, recomputed chunk by chunk, times the output gradient;
+- grad input, stride 1: a convolution of the output gradient with the 180-degree
+  rotated, in/out-swapped weights (padding (k-1)*d - p): no col2im scatter;
+- grad input, strided: GEMM to columns, then col2im (kh*kw strided slice-adds).
+"""
+from __future__ import annotations
+
+from lucid.autograd.function import Function, xp_of
+from lucid.ops.im2col import batch_chunks, col2im, column_buffer, columns, group_rows
+from lucid.ops.layout import from_nhwc, to_nhwc
+from lucid.ops.window import Window, pair
+
+
+def weight_matrix(weight, groups: int):
+    """(O, Cg, kh, kw) weights as (G, kh*kw*Cg, Og): the right-hand GEMM operand per group."""
+    o, cg, kh, kw = weight.shape
+    w = weight.reshape(groups, o // groups, cg, kh, kw).transpose(0, 3, 4, 2, 1)
+    return xp_of(weight).ascontiguousarray(w).reshape(groups, kh * kw * cg, o // groups)
+
+
+def weight_from_matrix(wmat, shape):
+    """Inverse of weight_matrix: (G, kh*kw*Cg, Og) back to contiguous (O, Cg, kh, kw)."""
+    o, cg, kh, kw = shape
+    groups = wmat.shape[0]
+    w = wmat.reshape(groups, kh, kw, cg, o // groups).transpose(0, 4, 3, 1, 2)
+    return xp_of(wmat).ascontiguousarray(w).reshape(shape)
+
+
+def conv_nhwc(x, wmat, window: Window, out_hw):
+    """Convolve NHWC ``x`` (N, H, W, G*Cg) with ``wmat`` (G, K, Og): NHWC (N, Ho, Wo, G*Og)."""
+    xp = xp_of(x)
+    groups, _, og = wmat.shape
+    out = xp.empty((x.shape[0], out_hw[0], out_hw[1], groups * og), x.dtype)
+    for a, b, cols in columns(x, window, groups, out_hw):
+        xp.matmul(cols, wmat, out=group_rows(out[a:b], groups))
+    return out
+
+
+def conv_grad_weight(x, gy, window: Window, groups: int, shape):
+    """dL/dweight (O, Cg, kh, kw) from NHWC input ``x`` and NHWC output gradient ``gy``."""
+    xp = xp_of(x)
+    total = part = None
+    for a, b, cols in columns(x, window, groups, gy.shape[1:3]):
+        g = group_rows(gy[a:b], groups)
+        if total is None:
+            total = xp.matmul(cols.transpose(0, 2, 1), g)
+        else:
+            part = xp.matmul(cols.transpose(0, 2, 1), g, out=part)
+            total += part
+    return weight_from_matrix(total, shape)
+
+
+def conv_grad_input(gy, weight, window: Window, groups: int, in_hw):
+    """dL/dinput as NHWC (N, H, W, C) from the NHWC output gradient ``gy``."""
+    if window.stride == (1, 1):
+        o, cg, kh, kw = weight.shape
+        rotated = weight[:, :, ::-1, ::-1].reshape(groups, o // groups, cg, kh, kw)
+        swapped = rotated.transpose(0, 2, 1, 3, 4).reshape(groups * cg, o // groups, kh, kw)
+        pad = tuple(d * (k - 1) - p for k, d, p in zip(window.kernel, window.dilation, window.padding))
+        back = Window(window.kernel, (1, 1), pad, window.dilation)
+        return conv_nhwc(gy, weight_matrix(swapped, groups), back, in_hw)
+    return _col2im_grad_input(gy, weight, window, groups, in_hw)
+
+
+def _col2im_grad_input(gy, weight, window: Window, groups: int, in_hw):
+    """Strided grad input: columns = gy @ W^T per group, scattered back with col2im."""
+    xp = xp_of(gy)
+    n, ho, wo, _ = gy.shape
+    c = weight.shape[1] * groups
+    wt = weight_matrix(weight, groups).transpose(0, 2, 1)  # (G, Og, K)
+    dx = xp.zeros((n, in_hw[0], in_hw[1], c), gy.dtype)
+    kh, kw = window.kernel
+    chunks = batch_chunks(n, ho * wo * kh * kw * c * gy.itemsize)
+    step = chunks[0][1] - chunks[0][0]
+    buf = column_buffer(xp, step, c, groups, window, in_hw, (ho, wo), gy.dtype, zero_pad=False)
+    for a, b in chunks:
+        cols = buf[: b - a]
+        xp.matmul(group_rows(gy[a:b], groups), wt, out=cols.reshape(-1, groups, wt.shape[2]).transpose(1, 0, 2))
+        col2im(cols, dx[a:b], window)
+    return dx
+
+
+class Conv2d(Function):
+    """conv2d on NCHW-shaped arrays of any memory layout; the output is NHWC memory."""
+
+    def forward(self, x, weight, bias=None, *, window: Window, groups: int, out_hw):
+        xh = to_nhwc(x)
+        out = conv_nhwc(xh, weight_matrix(weight, groups), window, out_hw)
+        if bias is not None:
+            out += bias
+        need = self.needs_input_grad
+        self.save_for_backward(xh if len(need) > 1 and need[1] else None, weight if need and need[0] else None)
+        self.window, self.groups, self.in_hw, self.w_shape = window, groups, x.shape[2:], weight.shape
+        return from_nhwc(out)
+
+    def backward(self, g):
+        xh, weight = self.saved
+        gy = to_nhwc(g)
+        need = self.needs_input_grad
+        gx = gw = gb = None
+        if need[0]:
+            gx = from_nhwc(conv_grad_input(gy, weight, self.window, self.groups, self.in_hw))
+        if need[1]:
+            gw = conv_grad_weight(xh, gy, self.window, self.groups, self.w_shape)
+        if len(need) > 2 and need[2]:
+            gb = gy.reshape(-1, gy.shape[-1]).sum(axis=0)
+        return gx, gw, gb
+
+
+def _check_conv(x, weight, bias, groups: int) -> None:
+    op = "conv2d"
+    if x.ndim != 4:
+        raise ValueError(f"{op}: expected 4-D input (N, C, H, W), got {x.ndim}-D input of shape {tuple(x.shape)}")
+    if weight.ndim != 4:
+        raise ValueError(f"{op}: expected 4-D weight (out, in/groups, kh, kw), got shape {tuple(weight.shape)}")
+    if not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    if weight.shape[0] % groups:
+        raise ValueError(
+            f"{op}: weight of shape {tuple(weight.shape)} has {weight.shape[0]} output channels, "
+            f"not divisible by groups={groups}"
+        )
+    if x.shape[1] != weight.shape[1] * groups:
+        raise ValueError(
+            f"{op}: input of shape {tuple(x.shape)} has {x.shape[1]} channels but weight of shape "
+            f"{tuple(weight.shape)} with groups={groups} expects {weight.shape[1] * groups}"
+        )
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise ValueError(f"{op}: bias of shape {tuple(bias.shape)} does not match weight of shape {tuple(weight.shape)}")
+
+
+def conv_window(in_hw, weight_hw, stride, padding, dilation, op: str = "conv2d") -> tuple[Window, tuple[int, int]]:
+    """The Window and output (Ho, Wo) of a convolution; padding may be an int, a pair, "valid" or "same"."""
+    stride, dilation = pair(stride, "stride", op), pair(dilation, "dilation", op)
+    if min(stride) < 1 or min(dilation) < 1:
+        raise ValueError(f"{op}: stride {stride} and dilation {dilation} must be positive")
+    if isinstance(padding, str):
+        if padding not in ("valid", "same"):
+            raise ValueError(f"{op}: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+        if padding == "same" and stride != (1, 1):
+            raise ValueError(f"{op}: padding='same' needs stride 1, got stride {stride}")
+        same = padding == "same"
+        lead = tuple(d * (k - 1) // 2 if same else 0 for k, d in zip(weight_hw, dilation))
+        window = Window(tuple(weight_hw), stride, lead, dilation)
+        return window, tuple(in_hw) if same else window.output_shape(in_hw)
+    padding = pair(padding, "padding", op)
+    if min(padding) < 0:
+        raise ValueError(f"{op}: padding {padding} must be non-negative")
+    window = Window(tuple(weight_hw), stride, padding, dilation)
+    ext = window.extent()
+    if any(e > n + 2 * p for e, n, p in zip(ext, in_hw, padding)):
+        raise ValueError(
+            f"{op}: kernel of size {tuple(weight_hw)} (dilated extent {ext}) is larger than the padded "
+            f"input of size {tuple(n + 2 * p for n, p in zip(in_hw, padding))}"
+        )
+    return window, window.output_shape(in_hw)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1):  # noqa: A002 - torch names
+    """2-D convolution over an NCHW-shaped input (PyTorch's F.conv2d).
+
+    ``stride``, ``padding`` and ``dilation`` are ints or (h, w) pairs; padding may
+    also be "valid" or "same". The result is an (N, O, Ho, Wo) tensor whose memory
+    is channels-last (NHWC).
+    """
+    _check_conv(input, weight, bias, groups)
+    window, out_hw = conv_window(input.shape[2:], weight.shape[2:], stride, padding, dilation)
+    args = (input, weight) if bias is None else (input, weight, bias)
+    return Conv2d.apply(*args, window=window, groups=groups, out_hw=out_hw)
