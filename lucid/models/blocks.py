@@ -32,13 +32,33 @@ def bottleneck_width(planes: int, base_width: int, cardinality: int) -> int:
 
 
 
-class BasicBlock(nn.Module):
+class ResidualBlock(nn.Module):
+    """Base of the ResNet-family blocks: the shortcut join and zero-init of the last BN.
+
+    Subclasses set ``last_norm`` (the attribute name of the BN ending the residual
+    branch) and ``downsample`` (projection shortcut or None), and end ``forward`` with
+    ``return self.join(out, x)``.
+    """
+
+    last_norm = "bn2"
+
+    def zero_init_last(self) -> None:
+        """Zero the last BN's gamma: the residual branch starts at zero, the block as relu(shortcut)."""
+        nn.init.zeros_(getattr(self, self.last_norm).weight)
+
+    def join(self, out, x):
+        """relu(out + shortcut(x))."""
+        return add_relu(out, x if self.downsample is None else self.downsample(x))
+
+
+class BasicBlock(ResidualBlock):
     """Two 3x3 conv-BN layers and an identity (or projected) shortcut: ResNet-18/34.
 
     out = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))
     """
 
     expansion = 1
+    last_norm = "bn2"
 
     def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
                  cardinality: int = 1, base_width: int = 64):
@@ -57,24 +77,20 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
         self.stride = stride
 
-    def zero_init_last(self) -> None:
-        """Start the residual branch at zero so the block begins as the identity."""
-        nn.init.zeros_(self.bn2.weight)
-
     def forward(self, x):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        identity = x if self.downsample is None else self.downsample(x)
-        return add_relu(out, identity)
+        return self.join(out, x)
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(ResidualBlock):
     """1x1 reduce, 3x3 grouped (strided) conv, 1x1 expand by 4: ResNet-50+, Wide, ResNeXt.
 
     out = relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) + shortcut(x))
     """
 
     expansion = 4
+    last_norm = "bn3"
 
     def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
                  cardinality: int = 1, base_width: int = 64):
@@ -92,13 +108,8 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
         self.stride = stride
 
-    def zero_init_last(self) -> None:
-        """Start the residual branch at zero so the block begins as the identity."""
-        nn.init.zeros_(self.bn3.weight)
-
     def forward(self, x):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        identity = x if self.downsample is None else self.downsample(x)
-        return add_relu(out, identity)
+        return self.join(out, x)

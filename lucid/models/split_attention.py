@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import lucid.nn as nn
 import lucid.nn.functional as F
-from lucid.models.blocks import add_relu, bottleneck_width
+from lucid.models.blocks import ResidualBlock, bottleneck_width
 from lucid.models.validation import check_positive
 
 
@@ -74,7 +74,7 @@ class SplitAttentionConv2d(nn.Module):
         return _sum([w * u for w, u in zip(weights, splits)])
 
 
-class _ResNeStBottleneck(nn.Module):
+class _ResNeStBottleneck(ResidualBlock):
     """Bottleneck whose 3x3 conv is a split-attention conv; avd pools after it when strided.
 
     out = relu(bn3(conv3(avd(splat(relu(bn1(conv1(x))))))) + shortcut(x)), where avd is
@@ -83,6 +83,7 @@ class _ResNeStBottleneck(nn.Module):
     """
 
     expansion = 4
+    last_norm = "bn3"
 
     def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
                  cardinality: int = 1, base_width: int = 64, radix: int = 2, avd: bool = True,
@@ -103,10 +104,6 @@ class _ResNeStBottleneck(nn.Module):
         self.downsample = downsample
         self.stride = stride
 
-    def zero_init_last(self) -> None:
-        """Start the residual branch at zero so the block begins as the identity."""
-        nn.init.zeros_(self.bn3.weight)
-
     def forward(self, x):
         out = self.relu(self.bn1(self.conv1(x)))
         if self.avd_layer is not None and self.avd_first:
@@ -115,5 +112,4 @@ class _ResNeStBottleneck(nn.Module):
         if self.avd_layer is not None and not self.avd_first:
             out = self.avd_layer(out)
         out = self.bn3(self.conv3(out))
-        identity = x if self.downsample is None else self.downsample(x)
-        return add_relu(out, identity)
+        return self.join(out, x)

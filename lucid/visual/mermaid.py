@@ -130,15 +130,15 @@ def render(title: str, items: list[ChartItem], input_shape, output_shape, direct
     r = _Renderer(show_shapes)
     r.subgraph(f"<span style='font-size:20px;font-weight:700'>{title}</span>", items, "")
     fill, stroke = KIND_COLORS["io"]
-    ends = []
+    ends, end_styles = [], []
     for node_id, name, shape in (("input", "Input", input_shape), ("output", "Output", output_shape)):
         caption = _caption(_shape_text(shape), stroke) if show_shapes and shape else ""
         ends.append(f'{node_id}["{name}{caption}"];')
-        r.styles.insert(len(ends) - 1, f"style {node_id} fill:{fill},stroke:{stroke},stroke-width:1px;")
+        end_styles.append(f"style {node_id} fill:{fill},stroke:{stroke},stroke-width:1px;")
     chain = ["input"] + [node_id for _, node_id in sorted(r.called)] + ["output"]
     edges = [f"{a} --> {b};" for a, b in zip(chain, chain[1:])]
     head = [_INIT, f"flowchart {direction}", "linkStyle default stroke-width:2.0px"]
-    return "\n".join(head + r.lines + ends + r.styles + edges) + "\n"
+    return "\n".join(head + r.lines + ends + end_styles + r.styles + edges) + "\n"
 
 
 def build_mermaid_chart(model, input_shape: Sequence[int], depth: int = 2, collapse_repeats: bool = True,
