@@ -31,7 +31,6 @@ def bottleneck_width(planes: int, base_width: int, cardinality: int) -> int:
     return width * cardinality
 
 
-
 class ResidualBlock(nn.Module):
     """Base of the ResNet-family blocks: the shortcut join and zero-init of the last BN.
 
