@@ -42,7 +42,7 @@ def test_d2l_resnet_18_stage_outputs_and_parameter_count():
 
 
 def test_d2l_resnet_trains_one_step_on_rgb_input():
-    model = D2LResNet(((1, 8), (1, 16)), num_classes=3, in_channels=3)
+    model = D2LResNet(((1, 64), (1, 32)), num_classes=3, in_channels=3)  # b1 outputs 64 channels
     out = model(lucid.randn(2, 3, 32, 32))
     assert out.shape == (2, 3)
     lucid.nn.functional.cross_entropy(out, lucid.tensor([0, 2])).backward()

@@ -1,7 +1,17 @@
 """Parameter counts (BN buffers excluded) equal DESIGN.md's table and the reference libraries'."""
+import numpy as np
 import pytest
 
+import lucid
 from lucid.models import create_model
+
+
+@pytest.fixture(autouse=True)
+def _no_random_init(monkeypatch):
+    """Counting needs shapes, not values: skip the random draws (the init is tested elsewhere)."""
+    zeros = lambda shape, *args, **kwargs: np.zeros(shape, np.float32)  # noqa: E731
+    monkeypatch.setattr(lucid.random, "normal_array", zeros)
+    monkeypatch.setattr(lucid.random, "uniform_range_array", zeros)
 
 # DESIGN.md's table, then torchvision (resnet_101/152, wide_resnet_101, resnext_101_*), timm (resnet_200,
 # resnest_50_4s2x40d/1s4x24d: timm's resnest50d_4s2x40d / resnest50d_1s4x24d) and the ResNeSt reference

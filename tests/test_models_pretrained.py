@@ -75,20 +75,20 @@ def test_torchvision_names_load_onto_the_right_tensors(tmp_path, suffix):
     path = str(tmp_path / f"tv{suffix}")
     np.savez(path, **state) if suffix == ".npz" else save_file(state, path)
     model = load_pretrained(tiny_resnet(), path, source="torchvision")
-    np.testing.assert_array_equal(model.stem.conv1.weight.numpy(), state["conv1.weight"])
+    np.testing.assert_array_equal(model.stem.conv1.weight.detach().numpy(), state["conv1.weight"])
     np.testing.assert_array_equal(model.stem.bn1.running_var.numpy(), state["bn1.running_var"])
-    np.testing.assert_array_equal(model.layer2[0].downsample[0].weight.numpy(), state["layer2.0.downsample.0.weight"])
-    np.testing.assert_array_equal(model.layer2[0].downsample[1].bias.numpy(), state["layer2.0.downsample.1.bias"])
+    np.testing.assert_array_equal(model.layer2[0].downsample[0].weight.detach().numpy(), state["layer2.0.downsample.0.weight"])
+    np.testing.assert_array_equal(model.layer2[0].downsample[1].bias.detach().numpy(), state["layer2.0.downsample.1.bias"])
     np.testing.assert_array_equal(model.layer1[0].bn2.running_mean.numpy(), state["layer1.0.bn2.running_mean"])
-    np.testing.assert_array_equal(model.fc.weight.numpy(), state["fc.weight"])
+    np.testing.assert_array_equal(model.fc.weight.detach().numpy(), state["fc.weight"])
 
 
 def test_timm_resnest_names_load_and_reproduce_outputs(tmp_path):
     state = random_state(timm_resnest_tiny_keys())
     save_file(state, str(tmp_path / "timm.safetensors"))
     model = load_pretrained(tiny_resnest(), tmp_path / "timm.safetensors", source="timm")
-    np.testing.assert_array_equal(model.stem.conv1[6].weight.numpy(), state["conv1.6.weight"])
-    np.testing.assert_array_equal(model.layer2[0].conv2.fc2.bias.numpy(), state["layer2.0.conv2.fc2.bias"])
+    np.testing.assert_array_equal(model.stem.conv1[6].weight.detach().numpy(), state["conv1.6.weight"])
+    np.testing.assert_array_equal(model.layer2[0].conv2.fc2.bias.detach().numpy(), state["layer2.0.conv2.fc2.bias"])
     np.testing.assert_array_equal(model.layer1[0].downsample[2].running_var.numpy(),
                                   state["layer1.0.downsample.2.running_var"])
     # a second model loaded from the same file computes exactly the same logits
@@ -131,7 +131,7 @@ def test_non_strict_loads_what_maps_but_never_a_wrong_shape(tmp_path):
     del state["fc.bias"]
     np.savez(tmp_path / "partial.npz", **state)
     model = load_pretrained(tiny_resnet(), tmp_path / "partial.npz", strict=False)
-    np.testing.assert_array_equal(model.fc.weight.numpy(), state["fc.weight"])
+    np.testing.assert_array_equal(model.fc.weight.detach().numpy(), state["fc.weight"])
     state["fc.weight"] = np.zeros((2, 2), np.float32)
     np.savez(tmp_path / "wrong.npz", **state)
     with pytest.raises(ValueError, match="shape mismatches"):

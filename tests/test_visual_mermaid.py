@@ -75,8 +75,11 @@ def test_depth_opens_blocks_and_options_apply():
 
 def test_lazy_model_is_materialised_by_the_trace():
     model = create_model("d2l_resnet_18")
-    chart = parse_flowchart(build_mermaid_chart(model, (1, 1, 96, 96)))
-    assert "(1,1,96,96) → (1,64,48,48)" in " ".join(chart.nodes.values())
+    chart = parse_flowchart(build_mermaid_chart(model, (1, 1, 96, 96), depth=3))
+    labels = list(chart.nodes.values())
+    assert labels[0] == ("Conv2d<br/><span style='font-size:11px;color:#c53030;font-weight:400'>"
+                         "(1,1,96,96) → (1,64,48,48)</span>")  # LazyConv2d became a Conv2d
+    assert [chart.subgraphs[sg] for sg in chart.members(chart.subgraph_id("net"))][:2] == ["Sequential"] * 2
     assert sum(p.numel() for p in model.parameters()) == 11_178_378
 
 
