@@ -10,6 +10,7 @@ from lucid.models import (
     Bottleneck,
     ResNeSt,
     ResNet,
+    ResidualBlock,
     ResNetConfig,
     ResNeXt,
     ResNeXtConfig,
@@ -126,3 +127,30 @@ def test_init_and_zero_init_residual():
     x = lucid.randn(1, 256, 8, 8).relu()
     with lucid.no_grad():
         np.testing.assert_allclose(model.layer1[1](x).numpy(), x.numpy())
+
+
+class _TinyBlock(ResidualBlock):
+    """A user block: one conv-BN branch, expansion 2, a block_args option."""
+
+    expansion = 2
+    last_norm = "bn"
+
+    def __init__(self, in_channels, planes, stride=1, downsample=None, scale=1.0):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, planes * 2, 3, stride=stride, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(planes * 2)
+        self.downsample, self.scale = downsample, scale
+
+    def forward(self, x):
+        return self.join(self.bn(self.conv(x)) * self.scale, x)
+
+
+def test_custom_block_class_with_block_args():
+    config = ResNetConfig(_TinyBlock, [1, 2], channels=(4, 8), stem_width=8, num_classes=3,
+                          block_args={"scale": 0.5}, zero_init_residual=True)
+    model = ResNet(config)
+    assert model.block is _TinyBlock and [b.scale for b in model.layer2] == [0.5, 0.5]
+    assert tuple(model.layer2[0].conv.weight.shape) == (16, 8, 3, 3) and model.layer2[0].downsample is not None
+    assert model.layer1[0].downsample is None  # stem width 8 = 4 planes x expansion 2
+    np.testing.assert_array_equal(model.layer2[1].bn.weight.detach().numpy(), 0)
+    assert model(lucid.randn(2, 3, 32, 32)).shape == (2, 3) and model.fc.weight.shape[1] == 16

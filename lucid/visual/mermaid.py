@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from lucid.visual.kinds import KIND_COLORS, layer_kind
-from lucid.visual.trace import ModuleRecord, trace
+from lucid.visual.trace import ModuleRecord, format_shape, trace
 
 DIRECTIONS = ("LR", "RL", "TB", "TD", "BT")
 _INIT = '%%{init: {"flowchart":{"curve":"monotoneX","nodeSpacing":50,"rankSpacing":50}} }%%'
@@ -79,9 +79,6 @@ def chart_items(module, records: dict[int, ModuleRecord], depth: int, collapse: 
     return _collapse(items) if collapse else items
 
 
-def _shape_text(shape) -> str:
-    return "(" + ",".join(str(s) for s in shape) + ")"
-
 
 def _caption(text: str, color: str | None) -> str:
     style = "font-size:11px;" + (f"color:{color};" if color else "") + "font-weight:400"
@@ -105,7 +102,7 @@ class _Renderer:
         fill, stroke = KIND_COLORS[item.kind]
         text = item.title.replace('"', "#quot;")
         if self.show_shapes and item.in_shape and item.out_shape and item.in_shape != item.out_shape:
-            text += _caption(f"{_shape_text(item.in_shape)} → {_shape_text(item.out_shape)}",
+            text += _caption(f"{format_shape(item.in_shape)} → {format_shape(item.out_shape)}",
                              None if item.kind == "block" else stroke)
         opening, closing = ('(["', '"])') if item.kind == "block" else ('["', '"]')
         self.lines.append(f"{indent}{node_id}{opening}{text}{closing};")
@@ -132,7 +129,7 @@ def render(title: str, items: list[ChartItem], input_shape, output_shape, direct
     fill, stroke = KIND_COLORS["io"]
     ends, end_styles = [], []
     for node_id, name, shape in (("input", "Input", input_shape), ("output", "Output", output_shape)):
-        caption = _caption(_shape_text(shape), stroke) if show_shapes and shape else ""
+        caption = _caption(format_shape(shape), stroke) if show_shapes and shape else ""
         ends.append(f'{node_id}["{name}{caption}"];')
         end_styles.append(f"style {node_id} fill:{fill},stroke:{stroke},stroke-width:1px;")
     chain = ["input"] + [node_id for _, node_id in sorted(r.called)] + ["output"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import IO, Sequence
 
 from lucid.visual.kinds import layer_kind
-from lucid.visual.trace import ModuleRecord, trace
+from lucid.visual.trace import ModuleRecord, format_shape, trace
 
 
 def module_macs(record: ModuleRecord) -> int:
@@ -33,9 +33,6 @@ def _count(n: float) -> str:
             return f"{n / scale:.2f}{unit}"
     return str(int(n))
 
-
-def _shape_text(shape) -> str:
-    return "-" if shape is None else "(" + ",".join(str(s) for s in shape) + ")"
 
 
 @dataclass
@@ -64,9 +61,9 @@ class ModelSummary:
         lines = [header, "-" * len(header)]
         for r in self.rows:
             label = "  " * (r.level - 1) + f"{r.name.rsplit('.', 1)[-1]} ({r.type_name})"
-            lines.append(f"{label:<48}{_shape_text(r.out_shape):>22}{r.params:>14,}{_count(r.macs):>12}")
+            lines.append(f"{label:<48}{format_shape(r.out_shape):>22}{r.params:>14,}{_count(r.macs):>12}")
         lines += ["-" * len(header),
-                  f"Input {_shape_text(self.input_shape)} -> output {_shape_text(self.output_shape)}",
+                  f"Input {format_shape(self.input_shape)} -> output {format_shape(self.output_shape)}",
                   f"Total params: {self.total_params:,} (trainable: {self.trainable_params:,})",
                   f"Total MACs: {_count(self.total_macs)} ({self.total_macs:,}; conv and linear layers)"]
         return "\n".join(lines)

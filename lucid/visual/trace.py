@@ -6,6 +6,7 @@ the model. Lazy modules are materialised by this forward, as by any first forwar
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -31,6 +32,11 @@ def _shape(value: Any) -> tuple[int, ...] | None:
     return None if shape is None else tuple(int(s) for s in shape)
 
 
+def format_shape(shape: Sequence[int] | None) -> str:
+    """(1,3,224,224): the compact form charts and summaries print ("-" when unknown)."""
+    return "-" if shape is None else "(" + ",".join(str(s) for s in shape) + ")"
+
+
 def _input_device(model) -> str:
     for p in model.parameters():
         return getattr(p, "device", "cpu")
@@ -41,7 +47,7 @@ def trace(model, input_shape: Sequence[int]) -> dict[str, ModuleRecord]:
     """Run ``model`` on zeros of ``input_shape``; return a record per module, by qualified name."""
     input_shape = positive_tuple("trace", "input_shape", input_shape)
     records = {name: ModuleRecord(name, m) for name, m in model.named_modules()}
-    counter = iter(range(1 << 62))
+    counter = itertools.count()
     handles = []
 
     def attach(record: ModuleRecord) -> None:
