@@ -11,7 +11,7 @@ batched GEMM over the groups axis, chunked over the batch. Backward:
 from __future__ import annotations
 
 from lucid.autograd.function import Function, xp_of
-from lucid.ops.im2col import batch_chunks, col2im, column_buffer, columns, group_rows
+from lucid.ops.im2col import batch_chunks, col2im, column_shape, columns, group_rows
 from lucid.ops.layout import from_nhwc, to_nhwc
 from lucid.ops.window import Window, pair
 
@@ -74,10 +74,9 @@ def _col2im_grad_input(gy, weight, window: Window, groups: int, in_hw):
     c = weight.shape[1] * groups
     wt = weight_matrix(weight, groups).transpose(0, 2, 1)  # (G, Og, K)
     dx = xp.zeros((n, in_hw[0], in_hw[1], c), gy.dtype)
-    kh, kw = window.kernel
-    chunks = batch_chunks(n, ho * wo * kh * kw * c * gy.itemsize)
-    step = chunks[0][1] - chunks[0][0]
-    buf = column_buffer(xp, step, c, groups, window, in_hw, (ho, wo), gy.dtype, zero_pad=False)
+    shape = column_shape(n, c, groups, window, (ho, wo))
+    chunks = batch_chunks(n, wt.shape[2] * groups * ho * wo * gy.itemsize)
+    buf = xp.empty((chunks[0][1] - chunks[0][0],) + shape[1:], gy.dtype)
     for a, b in chunks:
         cols = buf[: b - a]
         xp.matmul(group_rows(gy[a:b], groups), wt, out=cols.reshape(-1, groups, wt.shape[2]).transpose(1, 0, 2))
