@@ -4,10 +4,10 @@ import pytest
 
 import lucid
 import lucid.ops as F
-from lucid import _backend
 from lucid.autograd import gradcheck
-from lucid.ops import im2col
-from lucid.ops.layout import from_nhwc, is_channels_last
+from lucid.ops import blocked, im2col
+from lucid.ops.layout import is_channels_last
+from ops_arrays import host, tensor
 
 
 def naive_conv2d(x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
@@ -27,18 +27,6 @@ def naive_conv2d(x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), g
                 patch = xp[:, g * cg : (g + 1) * cg, i * sh : i * sh + dh * (kh - 1) + 1 : dh, j * sw : j * sw + dw * (kw - 1) + 1 : dw]
                 out[:, k, i, j] = (patch * w[k]).sum(axis=(1, 2, 3)) + (0.0 if b is None else b[k])
     return out
-
-
-def tensor(a, device="cpu", grad=False, channels_last=False):
-    if channels_last:
-        a = from_nhwc(np.ascontiguousarray(a.transpose(0, 2, 3, 1)))
-    t = lucid.Tensor(a, device=device)
-    t.requires_grad = grad
-    return t
-
-
-def host(t):
-    return _backend.asnumpy(t.data)
 
 
 # (x shape, w shape, stride, padding, dilation, groups)
@@ -116,13 +104,14 @@ def test_hand_computed_case():
     np.testing.assert_array_equal(host(y2), [[[[4 * 1, 3 * 2 + 4 * 3], [2 * 4 + 4 * 7, 1 * 5 + 2 * 6 + 3 * 8 + 4 * 9]]]])
 
 
-def test_batch_chunking_gives_the_same_result(monkeypatch):
-    """Tiny column chunks (one image each) must match one big chunk, for every kernel path."""
+def test_batch_chunking_and_threads_give_the_same_result(monkeypatch):
+    """One-image column chunks, or images copied on several threads, match one big chunk."""
     rng = np.random.default_rng(5)
     x = rng.standard_normal((3, 4, 6, 5))
     results = []
-    for chunk in (1 << 30, 1):
+    for chunk, block in ((1 << 30, 1 << 30), (1, 1 << 30), (1 << 30, 1)):
         monkeypatch.setattr(im2col, "CHUNK_BYTES", chunk)
+        monkeypatch.setattr(blocked, "BLOCK_BYTES", block)
         outs = []
         for stride in (1, 2):
             for groups, padding in ((2, 1), (1, 1), (1, 0)):
@@ -132,8 +121,9 @@ def test_batch_chunking_gives_the_same_result(monkeypatch):
                 y.backward(lucid.Tensor(np.random.default_rng(7).standard_normal(y.shape)))
                 outs += [host(y), host(xt.grad), host(wt.grad)]
         results.append(outs)
-    for a, b in zip(*results):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("groups, cg", [(1, 4), (2, 4), (2, 2), (3, 3)])

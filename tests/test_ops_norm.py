@@ -4,21 +4,9 @@ import pytest
 
 import lucid
 import lucid.ops as F
-from lucid import _backend
 from lucid.autograd import gradcheck
-from lucid.ops.layout import from_nhwc, is_channels_last
-
-
-def tensor(a, device="cpu", grad=False, channels_last=False):
-    if channels_last:
-        a = from_nhwc(np.ascontiguousarray(a.transpose(0, 2, 3, 1)))
-    t = lucid.Tensor(a, device=device)
-    t.requires_grad = grad
-    return t
-
-
-def host(t):
-    return _backend.asnumpy(t.data)
+from lucid.ops.layout import is_channels_last
+from ops_arrays import host, tensor
 
 
 def reference(x, w, b, eps=1e-5):

@@ -31,13 +31,18 @@ def weight_from_matrix(wmat, shape):
     return xp_of(wmat).ascontiguousarray(w).reshape(shape)
 
 
-def conv_nhwc(x, wmat, window: Window, out_hw):
-    """Convolve NHWC ``x`` (N, H, W, G*Cg) with ``wmat`` (G, K, Og): NHWC (N, Ho, Wo, G*Og)."""
+def conv_nhwc(x, wmat, window: Window, out_hw, bias=None):
+    """Convolve NHWC ``x`` (N, H, W, G*Cg) with ``wmat`` (G, K, Og): NHWC (N, Ho, Wo, G*Og).
+
+    The bias is added chunk by chunk, while the chunk's output is still in cache.
+    """
     xp = xp_of(x)
     groups, _, og = wmat.shape
     out = xp.empty((x.shape[0], out_hw[0], out_hw[1], groups * og), x.dtype)
     for a, b, cols in columns(x, window, groups, out_hw):
         xp.matmul(cols, wmat, out=group_rows(out[a:b], groups))
+        if bias is not None:
+            out[a:b] += bias
     return out
 
 
@@ -89,9 +94,7 @@ class Conv2d(Function):
 
     def forward(self, x, weight, bias=None, *, window: Window, groups: int, out_hw):
         xh = to_nhwc(x)
-        out = conv_nhwc(xh, weight_matrix(weight, groups), window, out_hw)
-        if bias is not None:
-            out += bias
+        out = conv_nhwc(xh, weight_matrix(weight, groups), window, out_hw, bias)
         need = self.needs_input_grad
         self.save_for_backward(xh if len(need) > 1 and need[1] else None, weight if need and need[0] else None)
         self.window, self.groups, self.in_hw, self.w_shape = window, groups, x.shape[2:], weight.shape

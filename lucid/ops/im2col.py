@@ -20,6 +20,7 @@ import math
 from typing import Iterator
 
 from lucid.autograd.function import xp_of
+from lucid.ops.blocked import map_row_blocks
 from lucid.ops.window import Window
 
 CHUNK_BYTES = 1 << 24  # 16 MiB of columns per batch chunk
@@ -41,12 +42,20 @@ def column_shape(n: int, channels: int, groups: int, window: Window, out_hw) -> 
 
 
 def col2im(cols, dx, window: Window) -> None:
-    """Adjoint of im2col: add every tap's columns (n, Ho, Wo, G, kh, kw, Cg) into NHWC ``dx`` in place."""
+    """Adjoint of im2col: add every tap's columns (n, Ho, Wo, G, kh, kw, Cg) into NHWC ``dx`` in place.
+
+    One strided slice-add per tap; images go to the cores in parallel.
+    """
     n, h, w, c = dx.shape
     groups = cols.shape[3]
     dxv = dx.reshape(n, h, w, groups, c // groups)
-    for i, j, (ho, wo), (hi, wi) in window.taps((h, w), cols.shape[1:3]):
-        dxv[:, hi, wi] += cols[:, ho, wo, :, i, j, :]
+    taps = list(window.taps((h, w), cols.shape[1:3]))
+
+    def add(a, b):
+        for i, j, (ho, wo), (hi, wi) in taps:
+            dxv[a:b, hi, wi] += cols[a:b, ho, wo, :, i, j, :]
+
+    map_row_blocks(add, n, cols[0].nbytes, xp_of(dx))
 
 
 def columns(x, window: Window, groups: int, out_hw) -> Iterator[tuple[int, int, object]]:
@@ -71,7 +80,11 @@ def columns(x, window: Window, groups: int, out_hw) -> Iterator[tuple[int, int, 
     k = shape[4] * shape[5] * shape[6]
     for a, b in chunks:
         cols = buf[: b - a]
-        copy_windows(padded.chunk(a, b), cols, window)
+
+        def fill(i, j):  # images a+i .. a+j of this chunk; images go to the cores in parallel
+            copy_windows(padded.chunk(a + i, a + j, at=i), cols[i:j], window)
+
+        map_row_blocks(fill, b - a, cols[0].nbytes, xp)
         yield a, b, cols.reshape(-1, groups, k).transpose(1, 0, 2)
 
 
@@ -94,10 +107,11 @@ class PaddedChunks:
             self.dst = (slice(max(0, ph), min(hp, h + ph)), slice(max(0, pw), min(wp, w + pw)))
             self.src = (slice(max(0, -ph), min(hp, h + ph) - ph), slice(max(0, -pw), min(wp, w + pw) - pw))
 
-    def chunk(self, a: int, b: int):
+    def chunk(self, a: int, b: int, at: int = 0):
+        """Images [a, b) of x, padded into the buffer's images [at, at + b - a)."""
         if self.direct:
             return self.x[a:b]
-        out = self.buf[: b - a]
+        out = self.buf[at : at + b - a]
         out[:, self.dst[0], self.dst[1]] = self.x[a:b, self.src[0], self.src[1]]
         return out
 
