@@ -212,20 +212,22 @@ def test_matches_torch_when_available():
         np.testing.assert_allclose(xt.grad.data, tx.grad.numpy(), rtol=1e-12, atol=1e-14)
 
 
-def test_max_pool_image_blocks_on_threads(monkeypatch):
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_image_blocks_on_threads(monkeypatch, mode):
     """One image per block, blocks shared among threads: same values and gradients."""
     from lucid.ops import blocked
 
     rng = np.random.default_rng(5)
     x = np.maximum(np.round(rng.standard_normal((5, 3, 7, 6))), 0)  # ties included
     g = rng.standard_normal((5, 3, 4, 3))
+    pool = F.max_pool2d if mode == "max" else F.avg_pool2d
     results = []
     for block_bytes in (1 << 30, 1):
         monkeypatch.setattr(blocked, "BLOCK_BYTES", block_bytes)
         xt = tensor(x, grad=True)
-        y = F.max_pool2d(xt, 3, 2, 1)
+        y = pool(xt, 3, 2, 1)
         y.backward(lucid.Tensor(g))
         results.append((host(y), host(xt.grad)))
-    np.testing.assert_array_equal(results[0][0], naive_pool(x, 3, 2, 1, 1, False, "max"))
+    np.testing.assert_allclose(results[0][0], naive_pool(x, 3, 2, 1, 1, False, mode), rtol=1e-12, atol=1e-14)
     for one, many in zip(*results):
         np.testing.assert_array_equal(many, one)

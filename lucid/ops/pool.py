@@ -76,24 +76,39 @@ class MaxPool2d(Function):
 
 
 class AvgPool2d(Function):
-    """Mean over each window; ``scale`` is 1/divisor, a scalar or an (Ho, Wo, 1) array."""
+    """Mean over each window; ``scale`` is 1/divisor, a scalar or an (Ho, Wo, 1) array.
+
+    Image blocks on all cores, as MaxPool2d.
+    """
 
     def forward(self, x, *, window: Window, out_hw, scale):
         xp = xp_of(x)
         xh = to_nhwc(x)
         out = xp.zeros((x.shape[0], out_hw[0], out_hw[1], x.shape[1]), x.dtype)
-        for _, _, (ho, wo), (hi, wi) in window.taps(xh.shape[1:3], out_hw):
-            out[:, ho, wo] += xh[:, hi, wi]
-        out *= scale
+        taps = [t[2:] for t in window.taps(xh.shape[1:3], out_hw)]
+
+        def block(a, b):
+            o = out[a:b]
+            for (ho, wo), (hi, wi) in taps:
+                o[:, ho, wo] += xh[a:b, hi, wi]
+            o *= scale
+
+        map_row_blocks(block, xh.shape[0], xh[0].nbytes, xp)
         self.window, self.scale, self.in_hw = window, scale, xh.shape[1:3]
         return from_nhwc(out)
 
     def backward(self, g):
-        gy = to_nhwc(g) * self.scale
+        gy = to_nhwc(g)
         xp = xp_of(gy)
         dx = xp.zeros((gy.shape[0], self.in_hw[0], self.in_hw[1], gy.shape[3]), gy.dtype)
-        for _, _, (ho, wo), (hi, wi) in self.window.taps(self.in_hw, gy.shape[1:3]):
-            dx[:, hi, wi] += gy[:, ho, wo]
+        taps = [t[2:] for t in self.window.taps(self.in_hw, gy.shape[1:3])]
+
+        def block(a, b):
+            gs = gy[a:b] * self.scale
+            for (ho, wo), (hi, wi) in taps:
+                dx[a:b, hi, wi] += gs[:, ho, wo]
+
+        map_row_blocks(block, gy.shape[0], dx[0].nbytes, xp)
         return from_nhwc(dx)
 
 
