@@ -24,11 +24,15 @@ def weight_matrix(weight, groups: int):
 
 
 def weight_from_matrix(wmat, shape):
-    """Inverse of weight_matrix: (G, kh*kw*Cg, Og) back to contiguous (O, Cg, kh, kw)."""
+    """Inverse of weight_matrix: (G, kh*kw*Cg, Og) back to a new (O, Cg, kh, kw) array.
+
+    The result owns its memory (no view), so the engine can accumulate into it.
+    """
     o, cg, kh, kw = shape
     groups = wmat.shape[0]
-    w = wmat.reshape(groups, kh, kw, cg, o // groups).transpose(0, 4, 3, 1, 2)
-    return xp_of(wmat).ascontiguousarray(w).reshape(shape)
+    out = xp_of(wmat).empty(shape, wmat.dtype)
+    out.reshape(groups, o // groups, cg, kh, kw)[...] = wmat.reshape(groups, kh, kw, cg, o // groups).transpose(0, 4, 3, 1, 2)
+    return out
 
 
 def conv_nhwc(x, wmat, window: Window, out_hw, bias=None):
