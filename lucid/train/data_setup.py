@@ -26,10 +26,13 @@ class RunData:
 
 
 def fake_dataset(n: int, cfg: DataConfig, num_classes: int, seed: int, split: int, transform) -> data.ArrayDataset:
-    """Learnable synthetic images: one random prototype per class (shared by all splits)
-    plus noise drawn per split (uint8 HWC)."""
+    """Learnable synthetic images: one smooth random prototype per class (a 4x4 pattern
+    blown up, so crops and flips keep it recognisable; shared by all splits) plus noise
+    drawn per split (uint8 HWC)."""
     size = cfg.image_size
-    protos = np.random.default_rng(seed).integers(0, 256, (num_classes, size, size, cfg.channels))
+    coarse = np.random.default_rng(seed).integers(0, 256, (num_classes, 4, 4, cfg.channels))
+    cell = -(-size // 4)
+    protos = coarse.repeat(cell, axis=1).repeat(cell, axis=2)[:, :size, :size]
     rng = np.random.default_rng([seed, split])
     labels = rng.integers(0, num_classes, n)
     noise = rng.normal(0, 40, (n, size, size, cfg.channels))
