@@ -27,20 +27,28 @@ _MAX_HEADER = 100_000_000  # safetensors' own limit on the JSON header
 
 # -- save --------------------------------------------------------------------------
 class _Encoder:
-    """Turns an object into JSON-able structure, collecting its arrays under names."""
+    """Turns an object into JSON-able structure, collecting its arrays under names.
 
-    def __init__(self) -> None:
+    Arrays are named "0", "1", ... unless ``name_of(where)`` gives a name from the
+    object's path (sharded checkpoints use readable names such as model/fc.weight).
+    """
+
+    def __init__(self, name_of=None) -> None:
+        self.name_of = name_of
         self.arrays: dict[str, np.ndarray] = {}
         self.names: dict[int, str] = {}
         self.alive: list = []  # keeps encoded objects alive so their ids stay unique
 
-    def array_name(self, obj: Any, array) -> str:
+    def array_name(self, obj: Any, array, where: str) -> str:
         name = self.names.get(id(obj))
         if name is None:
             host = _backend.asnumpy(array)
             if host.dtype == object:
                 raise TypeError("lucid.save: arrays of Python objects cannot be saved")
-            name = self.names[id(obj)] = str(len(self.arrays))
+            name = self.name_of(where) if self.name_of else str(len(self.arrays))
+            if name in self.arrays:  # two paths given one name (e.g. keys 0 and "0"): keep both
+                name = f"{name}#{len(self.arrays)}"
+            self.names[id(obj)] = name
             # copy(order='C') rather than ascontiguousarray, which turns 0-d arrays into 1-d
             self.arrays[name] = host if host.flags.c_contiguous else host.copy(order="C")
             self.alive.append(obj)
@@ -54,16 +62,16 @@ class _Encoder:
         if isinstance(obj, Tensor):
             if is_uninitialized(obj):
                 raise TypeError(f"lucid.save: {where} is an uninitialized parameter of a lazy module; run a forward pass first")
-            entry = {"$tensor": self.array_name(obj, obj.data), "device": obj.device}
+            entry = {"$tensor": self.array_name(obj, obj.data, where), "device": obj.device}
             if obj.requires_grad:
                 entry["requires_grad"] = True
             if isinstance(obj, Parameter):
                 entry["parameter"] = True
             return entry
         if isinstance(obj, np.ndarray):
-            return {"$ndarray": self.array_name(obj, obj)}
+            return {"$ndarray": self.array_name(obj, obj, where)}
         if isinstance(obj, np.generic):
-            return {"$npscalar": self.array_name(obj, np.asarray(obj))}
+            return {"$npscalar": self.array_name(obj, np.asarray(obj), where)}
         if isinstance(obj, list):
             return [self.encode(v, f"{where}[{i}]") for i, v in enumerate(obj)]
         if isinstance(obj, tuple):

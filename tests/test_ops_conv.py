@@ -4,10 +4,10 @@ import pytest
 
 import lucid
 import lucid.ops as F
-from lucid import _backend
 from lucid.autograd import gradcheck
-from lucid.ops import im2col
-from lucid.ops.layout import from_nhwc, is_channels_last
+from lucid.ops import blocked, im2col
+from lucid.ops.layout import is_channels_last
+from ops_arrays import host, tensor
 
 
 def naive_conv2d(x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
@@ -29,22 +29,12 @@ def naive_conv2d(x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), g
     return out
 
 
-def tensor(a, device="cpu", grad=False, channels_last=False):
-    if channels_last:
-        a = from_nhwc(np.ascontiguousarray(a.transpose(0, 2, 3, 1)))
-    t = lucid.Tensor(a, device=device)
-    t.requires_grad = grad
-    return t
-
-
-def host(t):
-    return _backend.asnumpy(t.data)
-
-
 # (x shape, w shape, stride, padding, dilation, groups)
 CASES = {
     "3x3 pad1": ((2, 3, 6, 5), (4, 3, 3, 3), 1, 1, 1, 1),
     "groups2 stride2 dil2 pad1": ((2, 4, 7, 8), (6, 2, 3, 3), 2, 1, 2, 2),
+    "3x3 valid stride2": ((2, 3, 7, 6), (4, 3, 3, 3), 2, 0, 1, 1),
+    "2x2 valid": ((2, 3, 5, 6), (2, 3, 2, 2), 1, 0, 1, 1),
     "1x1": ((2, 5, 4, 3), (3, 5, 1, 1), 1, 0, 1, 1),
     "1x1 stride2": ((2, 5, 5, 4), (3, 5, 1, 1), 2, 0, 1, 1),
     "1x1 pad1": ((1, 2, 3, 3), (3, 2, 1, 1), 1, 1, 1, 1),
@@ -114,33 +104,42 @@ def test_hand_computed_case():
     np.testing.assert_array_equal(host(y2), [[[[4 * 1, 3 * 2 + 4 * 3], [2 * 4 + 4 * 7, 1 * 5 + 2 * 6 + 3 * 8 + 4 * 9]]]])
 
 
-def test_batch_chunking_gives_the_same_result(monkeypatch):
-    """Tiny column chunks (one image each) must match one big chunk, for every kernel path."""
+def test_batch_chunking_and_threads_give_the_same_result(monkeypatch):
+    """One-image column chunks, or images copied on several threads, match one big chunk."""
     rng = np.random.default_rng(5)
-    x, w = rng.standard_normal((3, 4, 6, 5)), rng.standard_normal((4, 2, 3, 3))
-    g = rng.standard_normal((3, 4, 3, 3))
+    x = rng.standard_normal((3, 4, 6, 5))
     results = []
-    for chunk in (1 << 30, 1):
+    for chunk, block in ((1 << 30, 1 << 30), (1, 1 << 30), (1 << 30, 1)):
         monkeypatch.setattr(im2col, "CHUNK_BYTES", chunk)
+        monkeypatch.setattr(blocked, "BLOCK_BYTES", block)
         outs = []
         for stride in (1, 2):
-            xt, wt = tensor(x, grad=True), tensor(w, grad=True)
-            y = F.conv2d(xt, wt, stride=stride, padding=1, groups=2)
-            y.backward(lucid.Tensor(g if stride == 2 else np.ones(y.shape)))
-            outs += [host(y), host(xt.grad), host(wt.grad)]
+            for groups, padding in ((2, 1), (1, 1), (1, 0)):
+                w = np.random.default_rng(6).standard_normal((4, 4 // groups, 3, 3))
+                xt, wt = tensor(x, grad=True), tensor(w, grad=True)
+                y = F.conv2d(xt, wt, stride=stride, padding=padding, groups=groups)
+                y.backward(lucid.Tensor(np.random.default_rng(7).standard_normal(y.shape)))
+                outs += [host(y), host(xt.grad), host(wt.grad)]
         results.append(outs)
-    for a, b in zip(*results):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
-def test_float32_stays_float32():
+@pytest.mark.parametrize("groups, cg", [(1, 4), (2, 4), (2, 2), (3, 3)])
+def test_float32_stays_float32(groups, cg):
+    """float32 in, float32 out (channel runs of 16 and 8 bytes take the wide-copy path)."""
     rng = np.random.default_rng(6)
-    x = lucid.Tensor(rng.standard_normal((2, 4, 5, 5)).astype(np.float32), requires_grad=True)
-    w = lucid.Tensor(rng.standard_normal((4, 4, 3, 3)).astype(np.float32), requires_grad=True)
-    b = lucid.Tensor(np.zeros(4, np.float32), requires_grad=True)
-    y = F.conv2d(x, w, b, stride=2, padding=1)
-    y.sum().backward()
-    assert y.dtype == x.grad.dtype == w.grad.dtype == b.grad.dtype == np.float32
+    x32 = rng.standard_normal((2, groups * cg, 5, 5)).astype(np.float32)
+    w32 = rng.standard_normal((4 * groups, cg, 3, 3)).astype(np.float32)
+    x, w = lucid.Tensor(x32, requires_grad=True), lucid.Tensor(w32, requires_grad=True)
+    b = lucid.Tensor(np.zeros(4 * groups, np.float32), requires_grad=True)
+    for stride in (1, 2):
+        y = F.conv2d(x, w, b, stride=stride, padding=1, groups=groups)
+        ref = naive_conv2d(x32.astype(np.float64), w32.astype(np.float64), None, (stride, stride), (1, 1), (1, 1), groups)
+        np.testing.assert_allclose(host(y), ref, rtol=1e-4, atol=1e-4)
+        y.sum().backward()
+        assert y.dtype == x.grad.dtype == w.grad.dtype == b.grad.dtype == np.float32
 
 
 @pytest.mark.parametrize(

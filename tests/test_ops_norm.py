@@ -4,21 +4,9 @@ import pytest
 
 import lucid
 import lucid.ops as F
-from lucid import _backend
 from lucid.autograd import gradcheck
-from lucid.ops.layout import from_nhwc, is_channels_last
-
-
-def tensor(a, device="cpu", grad=False, channels_last=False):
-    if channels_last:
-        a = from_nhwc(np.ascontiguousarray(a.transpose(0, 2, 3, 1)))
-    t = lucid.Tensor(a, device=device)
-    t.requires_grad = grad
-    return t
-
-
-def host(t):
-    return _backend.asnumpy(t.data)
+from lucid.ops.layout import is_channels_last
+from ops_arrays import host, tensor
 
 
 def reference(x, w, b, eps=1e-5):
@@ -194,3 +182,23 @@ def test_matches_torch_when_available():
             pairs = [(y.data, ty), (xt.grad.data, tx.grad), (wt.grad.data, tw.grad), (bt.grad.data, tb.grad), (rmt.data, trm), (rvt.data, trv)]
             for mine, ref in pairs:
                 np.testing.assert_allclose(mine, ref.detach().numpy(), rtol=1e-9, atol=1e-11)
+
+
+def test_many_blocks_on_threads_match_one_block(monkeypatch):
+    """Blocked, threaded passes (tiny blocks) give the same values as one block."""
+    from lucid.ops import blocked
+
+    rng = np.random.default_rng(7)
+    x, w, b = rng.standard_normal((4, 5, 6, 7)) + 2, rng.standard_normal(5), rng.standard_normal(5)
+    g = rng.standard_normal(x.shape)
+    results = []
+    for block_bytes in (1 << 30, 64):
+        monkeypatch.setattr(blocked, "BLOCK_BYTES", block_bytes)
+        xt, wt, bt = tensor(x, grad=True), tensor(w, grad=True), tensor(b, grad=True)
+        rv = lucid.ones(5, dtype="float64")
+        y = F.batch_norm(xt, None, rv, wt, bt, training=True)
+        y.backward(lucid.Tensor(g))
+        results.append([host(y), host(xt.grad), host(wt.grad), host(bt.grad), host(rv)])
+    for one, many in zip(*results):
+        np.testing.assert_allclose(many, one, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(results[0][0], reference(x, w, b), rtol=1e-10, atol=1e-12)

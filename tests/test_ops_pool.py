@@ -6,21 +6,9 @@ import pytest
 
 import lucid
 import lucid.ops as F
-from lucid import _backend
 from lucid.autograd import gradcheck
-from lucid.ops.layout import from_nhwc, is_channels_last
-
-
-def tensor(a, device="cpu", grad=False, channels_last=False):
-    if channels_last:
-        a = from_nhwc(np.ascontiguousarray(a.transpose(0, 2, 3, 1)))
-    t = lucid.Tensor(a, device=device)
-    t.requires_grad = grad
-    return t
-
-
-def host(t):
-    return _backend.asnumpy(t.data)
+from lucid.ops.layout import is_channels_last
+from ops_arrays import host, tensor
 
 
 def out_len(n, k, s, p, d, ceil):
@@ -222,3 +210,24 @@ def test_matches_torch_when_available():
         ty.backward(torch.tensor(g))
         np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(xt.grad.data, tx.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_image_blocks_on_threads(monkeypatch, mode):
+    """One image per block, blocks shared among threads: same values and gradients."""
+    from lucid.ops import blocked
+
+    rng = np.random.default_rng(5)
+    x = np.maximum(np.round(rng.standard_normal((5, 3, 7, 6))), 0)  # ties included
+    g = rng.standard_normal((5, 3, 4, 3))
+    pool = F.max_pool2d if mode == "max" else F.avg_pool2d
+    results = []
+    for block_bytes in (1 << 30, 1):
+        monkeypatch.setattr(blocked, "BLOCK_BYTES", block_bytes)
+        xt = tensor(x, grad=True)
+        y = pool(xt, 3, 2, 1)
+        y.backward(lucid.Tensor(g))
+        results.append((host(y), host(xt.grad)))
+    np.testing.assert_allclose(results[0][0], naive_pool(x, 3, 2, 1, 1, False, mode), rtol=1e-12, atol=1e-14)
+    for one, many in zip(*results):
+        np.testing.assert_array_equal(many, one)

@@ -290,6 +290,11 @@ def test_optimizer_load_state_dict_mismatch():
         optim.SGD([{"params": [a]}, {"params": [b]}], lr=0.1).load_state_dict(sd)
 
 
+def test_plain_sgd_has_no_state_to_save():
+    p, opt = run(optim.SGD, 2, lr=0.1)
+    assert opt.state_dict()["state"] == {}  # as PyTorch: no momentum, no per-parameter state
+
+
 def test_repr_lists_groups():
     opt = optim.SGD([nn.Parameter(lucid.ones(1))], lr=0.1, momentum=0.9)
     text = repr(opt)

@@ -184,3 +184,16 @@ def test_plain_safetensors_file_is_refused_with_advice(tmp_path):
 def test_missing_file_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         lucid.load(tmp_path / "nope.lucid")
+
+
+def test_encoder_keeps_arrays_whose_paths_map_to_one_name():
+    """Sharded checkpoints name arrays by path; two paths mapping to one name must not overwrite."""
+    from lucid import serialization
+
+    enc = serialization._Encoder(name_of=lambda where: "same")
+    a, b = lucid.zeros(2), lucid.ones(3)
+    structure = enc.encode({"a": a, "b": b}, "obj")
+    assert len(enc.arrays) == 2
+    back = serialization._Decoder(enc.arrays, lambda d: d).decode(structure)
+    np.testing.assert_array_equal(back["a"].numpy(), [0, 0])
+    np.testing.assert_array_equal(back["b"].numpy(), [1, 1, 1])

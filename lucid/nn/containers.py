@@ -23,6 +23,16 @@ def _renumber(container: Module, modules: list) -> None:
         container.add_module(str(i), m)
 
 
+def _delete(container: Module, idx: int | slice) -> None:
+    """Remove the children at position(s) ``idx`` and renumber the rest."""
+    values = list(container._modules.values())
+    if isinstance(idx, slice):
+        del values[idx]
+    else:
+        del values[_index(len(values), idx, type(container).__name__)]
+    _renumber(container, values)
+
+
 class Sequential(Module):
     """Runs its children in order, feeding each one's output to the next.
 
@@ -53,12 +63,7 @@ class Sequential(Module):
 
     def __delitem__(self, idx: int | slice) -> None:
         """Remove by position; the rest are renumbered "0", "1", ... as PyTorch does."""
-        values = list(self._modules.values())
-        if isinstance(idx, slice):
-            del values[idx]
-        else:
-            del values[_index(len(values), idx, "Sequential")]
-        _renumber(self, values)
+        _delete(self, idx)
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -98,12 +103,7 @@ class ModuleList(Module):
         self.add_module(str(_index(len(self), idx, "ModuleList")), module)
 
     def __delitem__(self, idx: int | slice) -> None:
-        values = list(self._modules.values())
-        if isinstance(idx, slice):
-            del values[idx]
-        else:
-            del values[_index(len(values), idx, "ModuleList")]
-        _renumber(self, values)
+        _delete(self, idx)
 
     def __len__(self) -> int:
         return len(self._modules)

@@ -11,7 +11,7 @@ batched GEMM over the groups axis, chunked over the batch. Backward:
 from __future__ import annotations
 
 from lucid.autograd.function import Function, xp_of
-from lucid.ops.im2col import batch_chunks, col2im, column_buffer, columns, group_rows
+from lucid.ops.im2col import batch_chunks, col2im, column_shape, columns, group_rows
 from lucid.ops.layout import from_nhwc, to_nhwc
 from lucid.ops.window import Window, pair
 
@@ -24,20 +24,29 @@ def weight_matrix(weight, groups: int):
 
 
 def weight_from_matrix(wmat, shape):
-    """Inverse of weight_matrix: (G, kh*kw*Cg, Og) back to contiguous (O, Cg, kh, kw)."""
+    """Inverse of weight_matrix: (G, kh*kw*Cg, Og) back to a new (O, Cg, kh, kw) array.
+
+    The result owns its memory (no view), so the engine can accumulate into it.
+    """
     o, cg, kh, kw = shape
     groups = wmat.shape[0]
-    w = wmat.reshape(groups, kh, kw, cg, o // groups).transpose(0, 4, 3, 1, 2)
-    return xp_of(wmat).ascontiguousarray(w).reshape(shape)
+    out = xp_of(wmat).empty(shape, wmat.dtype)
+    out.reshape(groups, o // groups, cg, kh, kw)[...] = wmat.reshape(groups, kh, kw, cg, o // groups).transpose(0, 4, 3, 1, 2)
+    return out
 
 
-def conv_nhwc(x, wmat, window: Window, out_hw):
-    """Convolve NHWC ``x`` (N, H, W, G*Cg) with ``wmat`` (G, K, Og): NHWC (N, Ho, Wo, G*Og)."""
+def conv_nhwc(x, wmat, window: Window, out_hw, bias=None):
+    """Convolve NHWC ``x`` (N, H, W, G*Cg) with ``wmat`` (G, K, Og): NHWC (N, Ho, Wo, G*Og).
+
+    The bias is added chunk by chunk, while the chunk's output is still in cache.
+    """
     xp = xp_of(x)
     groups, _, og = wmat.shape
     out = xp.empty((x.shape[0], out_hw[0], out_hw[1], groups * og), x.dtype)
     for a, b, cols in columns(x, window, groups, out_hw):
         xp.matmul(cols, wmat, out=group_rows(out[a:b], groups))
+        if bias is not None:
+            out[a:b] += bias
     return out
 
 
@@ -74,10 +83,9 @@ def _col2im_grad_input(gy, weight, window: Window, groups: int, in_hw):
     c = weight.shape[1] * groups
     wt = weight_matrix(weight, groups).transpose(0, 2, 1)  # (G, Og, K)
     dx = xp.zeros((n, in_hw[0], in_hw[1], c), gy.dtype)
-    kh, kw = window.kernel
-    chunks = batch_chunks(n, ho * wo * kh * kw * c * gy.itemsize)
-    step = chunks[0][1] - chunks[0][0]
-    buf = column_buffer(xp, step, c, groups, window, in_hw, (ho, wo), gy.dtype, zero_pad=False)
+    shape = column_shape(n, c, groups, window, (ho, wo))
+    chunks = batch_chunks(n, wt.shape[2] * groups * ho * wo * gy.itemsize)
+    buf = xp.empty((chunks[0][1] - chunks[0][0],) + shape[1:], gy.dtype)
     for a, b in chunks:
         cols = buf[: b - a]
         xp.matmul(group_rows(gy[a:b], groups), wt, out=cols.reshape(-1, groups, wt.shape[2]).transpose(1, 0, 2))
@@ -90,9 +98,7 @@ class Conv2d(Function):
 
     def forward(self, x, weight, bias=None, *, window: Window, groups: int, out_hw):
         xh = to_nhwc(x)
-        out = conv_nhwc(xh, weight_matrix(weight, groups), window, out_hw)
-        if bias is not None:
-            out += bias
+        out = conv_nhwc(xh, weight_matrix(weight, groups), window, out_hw, bias)
         need = self.needs_input_grad
         self.save_for_backward(xh if len(need) > 1 and need[1] else None, weight if need and need[0] else None)
         self.window, self.groups, self.in_hw, self.w_shape = window, groups, x.shape[2:], weight.shape

@@ -1,22 +1,26 @@
 """im2col / col2im on channels-last (NHWC) memory, in batch chunks.
 
 The column matrix of a convolution has one row per output position and, per
-group, one column per (tap i, tap j, input channel). In NHWC memory every tap
-copies whole runs of channels, which is what makes im2col cheap (DESIGN.md).
-Columns are laid out (n, Ho, Wo, G, kh, kw, Cg) so each group's block is a
-matrix (rows, kh*kw*Cg) with unit column stride: a batched GEMM over the groups
-axis reads it in place.
+group, one column per (tap i, tap j, input channel). Columns are laid out
+(n, Ho, Wo, G, kh, kw, Cg), so each group's block is a (rows, kh*kw*Cg) matrix
+with unit column stride that a batched GEMM over the groups axis reads in place.
+
+im2col is ONE copy per batch chunk: a strided view of the zero-padded input shows
+every window as (G, kh, kw, Cg), and copying that view fills the columns. In NHWC
+memory the copies move whole runs of channels (DESIGN.md); without groups and
+dilation the kw taps of a kernel row are even one contiguous run of kw*C values.
 
 The batch is processed in chunks whose column buffer stays near ``CHUNK_BYTES``:
-the full matrix of a ResNet layer is hundreds of MB, a chunk's fits in cache-sized
-pieces, is reused for every chunk, and is never kept for backward (recomputing it
-costs less than holding it).
+the full matrix of a ResNet layer is hundreds of MB; a chunk's is reused for every
+chunk and never kept for backward (recomputing it costs less than holding it).
 """
 from __future__ import annotations
 
+import math
 from typing import Iterator
 
 from lucid.autograd.function import xp_of
+from lucid.ops.blocked import map_row_blocks
 from lucid.ops.window import Window
 
 CHUNK_BYTES = 1 << 24  # 16 MiB of columns per batch chunk
@@ -33,44 +37,33 @@ def group_rows(a, groups: int):
     return a.reshape(-1, groups, a.shape[-1] // groups).transpose(1, 0, 2)
 
 
-def column_buffer(xp, n: int, channels: int, groups: int, window: Window, in_hw, out_hw, dtype, zero_pad: bool):
-    """Empty columns (n, Ho, Wo, G, kh, kw, Cg); with ``zero_pad`` the positions that read padding hold 0.
-
-    im2col only ever writes the positions that read the input, so the zeros stay
-    valid while the buffer is reused for every chunk.
-    """
-    kh, kw = window.kernel
-    cols = xp.empty((n, out_hw[0], out_hw[1], groups, kh, kw, channels // groups), dtype)
-    if zero_pad:
-        for i, j, blocks in window.uncovered(in_hw, out_hw):
-            for hb, wb in blocks:
-                cols[:, hb, wb, :, i, j, :] = 0
-    return cols
-
-
-def im2col(x, cols, window: Window) -> None:
-    """Copy every tap's input block of NHWC ``x`` (n, H, W, C) into ``cols`` (see column_buffer)."""
-    n, h, w, c = x.shape
-    groups = cols.shape[3]
-    xv = x.reshape(n, h, w, groups, c // groups)
-    for i, j, (ho, wo), (hi, wi) in window.taps((h, w), cols.shape[1:3]):
-        cols[:, ho, wo, :, i, j, :] = xv[:, hi, wi]
+def column_shape(n: int, channels: int, groups: int, window: Window, out_hw) -> tuple:
+    return (n, out_hw[0], out_hw[1], groups, window.kernel[0], window.kernel[1], channels // groups)
 
 
 def col2im(cols, dx, window: Window) -> None:
-    """Adjoint of im2col: add every tap's columns into NHWC ``dx`` (n, H, W, C) in place."""
+    """Adjoint of im2col: add every tap's columns (n, Ho, Wo, G, kh, kw, Cg) into NHWC ``dx`` in place.
+
+    One strided slice-add per tap; images go to the cores in parallel.
+    """
     n, h, w, c = dx.shape
     groups = cols.shape[3]
     dxv = dx.reshape(n, h, w, groups, c // groups)
-    for i, j, (ho, wo), (hi, wi) in window.taps((h, w), cols.shape[1:3]):
-        dxv[:, hi, wi] += cols[:, ho, wo, :, i, j, :]
+    taps = list(window.taps((h, w), cols.shape[1:3]))
+
+    def add(a, b):
+        for i, j, (ho, wo), (hi, wi) in taps:
+            dxv[a:b, hi, wi] += cols[a:b, ho, wo, :, i, j, :]
+
+    map_row_blocks(add, n, cols[0].nbytes, xp_of(dx))
 
 
 def columns(x, window: Window, groups: int, out_hw) -> Iterator[tuple[int, int, object]]:
     """Per batch chunk of NHWC ``x``: (start, stop, columns as a (G, rows, kh*kw*Cg) view).
 
     A 1x1 window without padding needs no copy at stride 1 (the input is the column
-    matrix) and one subsampling copy otherwise.
+    matrix) and one subsampling copy otherwise. The yielded view is overwritten by
+    the next chunk.
     """
     xp = xp_of(x)
     n, h, w, c = x.shape
@@ -79,13 +72,70 @@ def columns(x, window: Window, groups: int, out_hw) -> Iterator[tuple[int, int, 
             x = xp.ascontiguousarray(x[:, :: window.stride[0], :: window.stride[1]])
         yield 0, n, group_rows(x, groups)
         return
-    kh, kw = window.kernel
-    per_item = out_hw[0] * out_hw[1] * kh * kw * c * x.itemsize
-    chunks = batch_chunks(n, per_item)
+    shape = column_shape(n, c, groups, window, out_hw)
+    chunks = batch_chunks(n, x.itemsize * math.prod(shape[1:]))
     step = chunks[0][1] - chunks[0][0]
-    buf = column_buffer(xp, step, c, groups, window, (h, w), out_hw, x.dtype, zero_pad=True)
-    k = kh * kw * (c // groups)
+    padded = PaddedChunks(x, window, out_hw, step)
+    buf = xp.empty((step,) + shape[1:], x.dtype)
+    k = shape[4] * shape[5] * shape[6]
     for a, b in chunks:
         cols = buf[: b - a]
-        im2col(x[a:b], cols, window)
+
+        def fill(i, j):  # images a+i .. a+j of this chunk; images go to the cores in parallel
+            copy_windows(padded.chunk(a + i, a + j, at=i), cols[i:j], window)
+
+        map_row_blocks(fill, b - a, cols[0].nbytes, xp)
         yield a, b, cols.reshape(-1, groups, k).transpose(1, 0, 2)
+
+
+class PaddedChunks:
+    """Batch chunks of NHWC ``x`` with the zero border (or cropping) that a window reads.
+
+    Row r of a chunk is input row r - padding; the chunk spans every row and column
+    the windows read. The zero border is written once and the interior per chunk;
+    without padding the chunks are plain slices of ``x``.
+    """
+
+    def __init__(self, x, window: Window, out_hw, step: int):
+        n, h, w, c = x.shape
+        self.x = x
+        ext = [(o - 1) * s + (k - 1) * d + 1 for o, s, k, d in zip(out_hw, window.stride, window.kernel, window.dilation)]
+        (ph, pw), (hp, wp) = window.padding, ext
+        self.direct = ph == 0 and pw == 0 and hp <= h and wp <= w
+        if not self.direct:
+            self.buf = xp_of(x).zeros((step, hp, wp, c), x.dtype)
+            self.dst = (slice(max(0, ph), min(hp, h + ph)), slice(max(0, pw), min(wp, w + pw)))
+            self.src = (slice(max(0, -ph), min(hp, h + ph) - ph), slice(max(0, -pw), min(wp, w + pw) - pw))
+
+    def chunk(self, a: int, b: int, at: int = 0):
+        """Images [a, b) of x, padded into the buffer's images [at, at + b - a)."""
+        if self.direct:
+            return self.x[a:b]
+        out = self.buf[at : at + b - a]
+        out[:, self.dst[0], self.dst[1]] = self.x[a:b, self.src[0], self.src[1]]
+        return out
+
+
+def copy_windows(src, cols, window: Window) -> None:
+    """cols[n, h, w, g, i, j, :] = src[n, h*sh + i*dh, w*sw + j*dw, group g] for a padded NHWC chunk."""
+    xp = xp_of(src)
+    n, ho, wo, groups, kh, kw, cg = cols.shape
+    sn, sy, sx, _ = src.strides
+    (sh, sw), (dh, dw) = window.stride, window.dilation
+    as_strided = xp.lib.stride_tricks.as_strided
+    if groups == 1 and dw == 1:  # a kernel row is one contiguous run of kw*C values
+        view = as_strided(src, (n, ho, wo, kh, kw * cg), (sn, sh * sy, sw * sx, dh * sy, src.itemsize))
+        cols.reshape(view.shape)[...] = view
+        return
+    # Copy runs of Cg channels as few wide elements (e.g. 4 float32 as one 16-byte complex128).
+    wide = next((t for t in (xp.complex128, xp.float64) if (cg * src.itemsize) % xp.dtype(t).itemsize == 0), None)
+    if wide is None or not src.flags.c_contiguous:
+        wide, units = src.dtype, cg
+    else:
+        units = cg * src.itemsize // xp.dtype(wide).itemsize
+        src, cols = src.view(wide), cols.view(wide)
+    item = src.itemsize
+    view = as_strided(
+        src, (n, ho, wo, groups, kh, kw, units), (sn, sh * sy, sw * sx, units * item, dh * sy, dw * sx, item)
+    )
+    cols[...] = view

@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Callable
 
 from lucid.autograd.function import Function, xp_of
+from lucid.ops.blocked import map_row_blocks
 from lucid.ops.layout import from_nhwc, to_nhwc
 
 StatsReduce = Callable[[object], object]
@@ -54,6 +55,65 @@ def channel_dot(a, b):
     return xp_of(a).einsum("ij,ij->j", a, b)
 
 
+# -- blocked passes over the (M, C) rows ----------------------------------------------
+# Each pass reads its big operands once; per-block temporaries stay in cache and the
+# blocks run on all cores (lucid.ops.blocked). Per-channel results are float64.
+def local_moments(rows):
+    """Packed (3, C) float64 [count, sum, sum of squares] of the rows.
+
+    Each block is centred on its own float32 mean (stable squares), and its sum of
+    squares is rebuilt in float64: sum x^2 = sum (x-c)^2 + 2c sum x - n c^2.
+    """
+    xp = xp_of(rows)
+    f64 = xp.float64
+    m, c = rows.shape
+
+    def block(a, b):
+        xb = rows[a:b]
+        s = xb.sum(axis=0)
+        centre = (s / max(b - a, 1)).astype(rows.dtype)
+        d = xb - centre
+        s, centre = s.astype(f64), centre.astype(f64)
+        return s, channel_dot(d, d).astype(f64) + centre * (2 * s - (b - a) * centre)
+
+    parts = map_row_blocks(block, m, c * rows.itemsize, xp)
+    return xp.stack([xp.full(c, m, f64), sum(p[0] for p in parts), sum(p[1] for p in parts)])
+
+
+def grad_sums(dy, rows, mean):
+    """Packed (2, C) float64 [sum dy, sum dy*(x - mean)]; x is centred blockwise (no cancellation)."""
+    xp = xp_of(dy)
+    f64 = xp.float64
+    centre = mean.astype(rows.dtype)
+
+    def block(a, b):
+        g = dy[a:b]
+        return g.sum(axis=0).astype(f64), channel_dot(g, rows[a:b] - centre).astype(f64)
+
+    parts = map_row_blocks(block, dy.shape[0], dy.shape[1] * dy.itemsize, xp)
+    sum_dy = sum(p[0] for p in parts)
+    # the blocks centred on the float32-rounded mean: correct to the exact one
+    return xp.stack([sum_dy, sum(p[1] for p in parts) + (centre.astype(f64) - mean) * sum_dy])
+
+
+def affine_rows(rows, k1, k0=None, dy=None, k2=None):
+    """New (M, C) array ``rows*k1 (+ k0) (+ dy*k2)``, per-channel k's cast to the rows' dtype."""
+    xp = xp_of(rows)
+    k1, k0, k2 = (None if k is None else k.astype(rows.dtype) for k in (k1, k0, k2))
+    out = xp.empty(rows.shape, rows.dtype)
+
+    def block(a, b):
+        o = out[a:b]
+        xp.multiply(rows[a:b], k1, out=o)
+        if k0 is not None:
+            o += k0
+        if dy is not None:
+            o += dy[a:b] * k2
+
+    map_row_blocks(block, rows.shape[0], rows.shape[1] * rows.itemsize, xp)
+    return out
+
+
 def _affine(xp, weight, bias, c: int):
     """gamma and beta as float64 per-channel arrays (1 and 0 when absent)."""
     f64 = xp.float64
@@ -68,6 +128,19 @@ def _update_running(buf, stat, momentum: float) -> None:
         buf[...] = ((1.0 - momentum) * buf + momentum * stat).astype(buf.dtype)
 
 
+def _global_stats(packed, local_rows: int):
+    """(count, mean, biased var) from the reduced (3, C) packed statistics."""
+    count = float(packed[0, 0])
+    if count <= 1:
+        raise ValueError(
+            f"batch_norm: expected more than 1 value per channel when training, got {count:g} "
+            f"(local input rows {local_rows})"
+        )
+    mean = packed[1] / count
+    var = xp_of(packed).maximum(packed[2] / count - mean * mean, 0.0)
+    return count, mean, var
+
+
 class BatchNorm(Function):
     """Normalise per channel with batch statistics (training) or running statistics (eval)."""
 
@@ -75,81 +148,49 @@ class BatchNorm(Function):
         xp = xp_of(x)
         rows = as_rows(x)
         gamma, beta = _affine(xp, weight, bias, rows.shape[1])
+        count = None
         if training:
-            y, mean, var, count = self._batch_stats_forward(rows, gamma, beta, eps, stats_reduce)
-            invstd = 1.0 / xp.sqrt(var + eps)
+            packed = local_moments(rows)
+            if stats_reduce is not None:
+                packed = stats_reduce(packed)
+            count, mean, var = _global_stats(packed, rows.shape[0])
             _update_running(running_mean, mean, momentum)
             _update_running(running_var, var * (count / (count - 1)), momentum)
         else:
-            mean = running_mean.astype(xp.float64)
-            invstd = 1.0 / xp.sqrt(running_var.astype(xp.float64) + eps)
-            y = rows * (gamma * invstd).astype(rows.dtype)
-            y += (beta - mean * gamma * invstd).astype(rows.dtype)
-            count = None
+            mean, var = running_mean.astype(xp.float64), running_var.astype(xp.float64)
+        invstd = 1.0 / xp.sqrt(var + eps)
+        scale = gamma * invstd
+        y = affine_rows(rows, scale, beta - mean * scale)
         self.training, self.count, self.stats_reduce = training, count, stats_reduce
         self.shape = x.shape
         need = self.needs_input_grad
-        keep_x = need and (need[0] and training or need[1])
+        keep_x = need[0] and training or need[1]
         self.save_for_backward(rows if keep_x else None, mean, invstd, gamma)
         return from_rows(y, x.shape)
 
-    def _batch_stats_forward(self, rows, gamma, beta, eps, stats_reduce):
-        """Normalised output and global (mean, biased var, count) from the (reduced) packed statistics."""
-        xp = xp_of(rows)
-        f64 = xp.float64
-        n = rows.shape[0]
-        total = rows.sum(axis=0)
-        shift = (total / max(n, 1)).astype(rows.dtype)  # local mean; its exact value centres the squares
-        y = xp.subtract(rows, shift)
-        s, c = total.astype(f64), shift.astype(f64)
-        packed = xp.stack([xp.full(c.shape, n, f64), s, channel_dot(y, y).astype(f64) + c * (2 * s - n * c)])
-        if stats_reduce is not None:
-            packed = stats_reduce(packed)
-        count = float(packed[0, 0])
-        if count <= 1:
-            raise ValueError(
-                f"batch_norm: expected more than 1 value per channel when training, got {count:g} "
-                f"(local input rows {n})"
-            )
-        mean = packed[1] / count
-        var = xp.maximum(packed[2] / count - mean * mean, 0.0)
-        invstd = 1.0 / xp.sqrt(var + eps)
-        scale = gamma * invstd
-        y *= scale.astype(y.dtype)
-        y += (beta + (c - mean) * scale).astype(y.dtype)
-        return y, mean, var, count
-
     def backward(self, g):
         rows, mean, invstd, gamma = self.saved
-        xp = xp_of(g)
         dy = as_rows(g)
         need = self.needs_input_grad
-        sum_dy = dy.sum(axis=0).astype(xp.float64)
-        sum_dy_xmu = None
-        if rows is not None:
-            sum_dy_xmu = channel_dot(dy, rows).astype(xp.float64) - mean * sum_dy
-        gw = (sum_dy_xmu * invstd).astype(g.dtype) if need[1] else None
-        gb = sum_dy.astype(g.dtype) if need[2] else None
-        gx = None
-        if need[0]:
-            gx = from_rows(self._grad_input(dy, rows, sum_dy, sum_dy_xmu, mean, invstd, gamma), self.shape)
+        if rows is None:  # eval, input gradient only
+            return from_rows(affine_rows(dy, gamma * invstd), self.shape), None, None
+        local = grad_sums(dy, rows, mean)
+        gw = (local[1] * invstd).astype(g.dtype) if need[1] else None
+        gb = local[0].astype(g.dtype) if need[2] else None
+        gx = from_rows(self._grad_input(dy, rows, local, mean, invstd, gamma), self.shape) if need[0] else None
         return gx, gw, gb
 
-    def _grad_input(self, dy, rows, sum_dy, sum_dy_xmu, mean, invstd, gamma):
-        """dx = dy*k1 + x*k2 + k3 (training) or dy*k1 (eval), per-channel k's."""
-        xp = xp_of(dy)
+    def _grad_input(self, dy, rows, local, mean, invstd, gamma):
+        """dx = dy*k1 + x*k2 + k3 (training: batch statistics depend on x) or dy*k1 (eval)."""
         k1 = gamma * invstd
         if not self.training:
-            return dy * k1.astype(dy.dtype)
-        packed = xp.stack([sum_dy, sum_dy_xmu])
+            return affine_rows(dy, k1)
+        packed = local.copy()  # the hook may reduce in place; weight/bias grads keep the local sums
         if self.stats_reduce is not None:
             packed = self.stats_reduce(packed)
         k2 = -k1 * invstd * invstd * packed[1] / self.count
         k3 = -k1 * packed[0] / self.count - k2 * mean
-        dx = dy * k1.astype(dy.dtype)
-        dx += rows * k2.astype(dy.dtype)
-        dx += k3.astype(dy.dtype)
-        return dx
+        return affine_rows(rows, k2, k3, dy, k1)
 
 
 def batch_norm(

@@ -9,20 +9,39 @@ from __future__ import annotations
 import numpy as np
 
 from lucid.autograd.function import Function, xp_of
+from lucid.ops.blocked import map_row_blocks
 from lucid.ops.layout import from_nhwc, to_nhwc
 from lucid.ops.window import Window, adaptive_bins, pair
 
 
 class MaxPool2d(Function):
-    """Max over each window; the gradient goes to the first maximum in row-major window order (as PyTorch)."""
+    """Max over each window; the gradient goes to the first maximum in row-major window order (as PyTorch).
+
+    Both passes run image by image (``map_row_blocks`` over the batch axis) so the
+    per-tap temporaries stay in cache and images are shared among the cores.
+    """
 
     def forward(self, x, *, window: Window, out_hw):
         xp = xp_of(x)
         xh = to_nhwc(x)
-        out = xp.full((x.shape[0], out_hw[0], out_hw[1], x.shape[1]), -xp.inf, x.dtype)
-        for _, _, (ho, wo), (hi, wi) in window.taps(xh.shape[1:3], out_hw):
-            block = out[:, ho, wo]
-            xp.maximum(block, xh[:, hi, wi], out=block)
+        n, h, w, c = xh.shape
+        out = xp.empty((n, out_hw[0], out_hw[1], c), x.dtype)
+        taps = [t[2:] for t in window.taps((h, w), out_hw)]
+        full = [t for t in taps if t[0] == (slice(0, out_hw[0]), slice(0, out_hw[1]))]
+        rest = [t for t in taps if t is not (full[0] if full else None)]
+
+        def block(a, b):
+            o, xb = out[a:b], xh[a:b]
+            if full:  # a tap that every window holds starts the running max
+                (hi, wi) = full[0][1]
+                o[...] = xb[:, hi, wi]
+            else:
+                o.fill(-xp.inf)
+            for (ho, wo), (hi, wi) in rest:
+                ob = o[:, ho, wo]
+                xp.maximum(ob, xb[:, hi, wi], out=ob)
+
+        map_row_blocks(block, n, h * w * c * x.itemsize, xp)
         self.window = window
         self.save_for_backward(xh, out)
         return from_nhwc(out)
@@ -35,40 +54,61 @@ class MaxPool2d(Function):
         """
         xh, out = self.saved
         xp = xp_of(xh)
-        left = xp.array(to_nhwc(g), copy=True)
+        gy = to_nhwc(g)
         dx = xp.zeros_like(xh)
-        hit = xp.empty(out.shape, dtype=bool)
-        routed = xp.empty_like(out)
-        taps = list(self.window.taps(xh.shape[1:3], out.shape[1:3]))
-        for k, (_, _, (ho, wo), (hi, wi)) in enumerate(taps):
-            h, r = hit[:, ho, wo], routed[:, ho, wo]
-            xp.equal(xh[:, hi, wi], out[:, ho, wo], out=h)
-            xp.multiply(left[:, ho, wo], h, out=r)
-            dx[:, hi, wi] += r
-            if k + 1 < len(taps):
-                left[:, ho, wo] -= r
+        taps = [t[2:] for t in self.window.taps(xh.shape[1:3], out.shape[1:3])]
+
+        def block(a, b):
+            xb, ob, dxb = xh[a:b], out[a:b], dx[a:b]
+            left = gy[a:b].copy()
+            hit = xp.empty(ob.shape, dtype=bool)
+            routed = xp.empty_like(ob)
+            for k, ((ho, wo), (hi, wi)) in enumerate(taps):
+                hk, rk, lk = hit[:, ho, wo], routed[:, ho, wo], left[:, ho, wo]
+                xp.equal(xb[:, hi, wi], ob[:, ho, wo], out=hk)
+                xp.multiply(lk, hk, out=rk)
+                dxb[:, hi, wi] += rk
+                if k + 1 < len(taps):
+                    lk -= rk
+
+        map_row_blocks(block, xh.shape[0], xh[0].size * xh.itemsize, xp)
         return from_nhwc(dx)
 
 
 class AvgPool2d(Function):
-    """Mean over each window; ``scale`` is 1/divisor, a scalar or an (Ho, Wo, 1) array."""
+    """Mean over each window; ``scale`` is 1/divisor, a scalar or an (Ho, Wo, 1) array.
+
+    Image blocks on all cores, as MaxPool2d.
+    """
 
     def forward(self, x, *, window: Window, out_hw, scale):
         xp = xp_of(x)
         xh = to_nhwc(x)
         out = xp.zeros((x.shape[0], out_hw[0], out_hw[1], x.shape[1]), x.dtype)
-        for _, _, (ho, wo), (hi, wi) in window.taps(xh.shape[1:3], out_hw):
-            out[:, ho, wo] += xh[:, hi, wi]
-        out *= scale
+        taps = [t[2:] for t in window.taps(xh.shape[1:3], out_hw)]
+
+        def block(a, b):
+            o = out[a:b]
+            for (ho, wo), (hi, wi) in taps:
+                o[:, ho, wo] += xh[a:b, hi, wi]
+            o *= scale
+
+        map_row_blocks(block, xh.shape[0], xh[0].nbytes, xp)
         self.window, self.scale, self.in_hw = window, scale, xh.shape[1:3]
         return from_nhwc(out)
 
     def backward(self, g):
-        gy = to_nhwc(g) * self.scale
+        gy = to_nhwc(g)
         xp = xp_of(gy)
         dx = xp.zeros((gy.shape[0], self.in_hw[0], self.in_hw[1], gy.shape[3]), gy.dtype)
-        for _, _, (ho, wo), (hi, wi) in self.window.taps(self.in_hw, gy.shape[1:3]):
-            dx[:, hi, wi] += gy[:, ho, wo]
+        taps = [t[2:] for t in self.window.taps(self.in_hw, gy.shape[1:3])]
+
+        def block(a, b):
+            gs = gy[a:b] * self.scale
+            for (ho, wo), (hi, wi) in taps:
+                dx[a:b, hi, wi] += gs[:, ho, wo]
+
+        map_row_blocks(block, gy.shape[0], dx[0].nbytes, xp)
         return from_nhwc(dx)
 
 

@@ -81,7 +81,7 @@ class Window:
 
         ``out_block`` selects the output positions (H, W axes) whose tap lies inside
         the input and ``in_block`` the input positions they read. Taps that read only
-        padding are left out; see ``uncovered`` for what they leave untouched.
+        padding are left out.
         """
         for i in range(self.kernel[0]):
             hlo, hhi, hsrc = tap_range(out_hw[0], in_hw[0], i, self.stride[0], self.padding[0], self.dilation[0])
@@ -97,28 +97,6 @@ class Window:
                     slice(wsrc, wsrc + (whi - wlo - 1) * self.stride[1] + 1, self.stride[1]),
                 )
                 yield i, j, out_block, in_block
-
-    def uncovered(self, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> Iterator[tuple]:
-        """Per tap (i, j): output blocks (slice pairs) where the tap reads padding.
-
-        Up to four blocks per tap (rows above/below, columns left/right); they may
-        overlap, which is harmless for filling them with a constant.
-        """
-        for i in range(self.kernel[0]):
-            hlo, hhi, _ = tap_range(out_hw[0], in_hw[0], i, self.stride[0], self.padding[0], self.dilation[0])
-            for j in range(self.kernel[1]):
-                wlo, whi, _ = tap_range(out_hw[1], in_hw[1], j, self.stride[1], self.padding[1], self.dilation[1])
-                blocks = [
-                    (slice(0, hlo), slice(None)),
-                    (slice(hhi, None), slice(None)),
-                    (slice(None), slice(0, wlo)),
-                    (slice(None), slice(whi, None)),
-                ]
-                yield i, j, [b for b in blocks if _nonempty(b, out_hw)]
-
-
-def _nonempty(block: tuple[slice, slice], shape: tuple[int, int]) -> bool:
-    return all(len(range(*s.indices(n))) > 0 for s, n in zip(block, shape))
 
 
 def ceil_div(a: int, b: int) -> int:

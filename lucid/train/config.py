@@ -52,10 +52,11 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     image_size: int = field(default=224, metadata=_positive())
-    resize: int = field(default=0, metadata=_non_negative())  # eval resize; 0 = image_size * 256/224
     channels: int = field(default=3, metadata=_one_of(1, 3))
     train_preset: str = "imagenet_train"
     eval_preset: str = "imagenet_eval"
+    train_preset_args: dict = field(default_factory=dict)  # extra keyword arguments of the preset
+    eval_preset_args: dict = field(default_factory=dict)
     batch_size: int = field(default=32, metadata=_positive())  # per rank
     eval_batch_size: int = field(default=0, metadata=_non_negative())  # 0 = batch_size
     workers: int = field(default=2, metadata=_non_negative())
@@ -111,6 +112,7 @@ class RunConfig:
     ckpt_interval: int = field(default=0, metadata=_non_negative())  # steps; 0 = at each epoch end
     keep_last: int = field(default=3, metadata=_positive())
     progress: bool = True
+    log_samples: bool = False  # append each step's sample ids to samples-rank<r>.jsonl (debugging)
 
 
 @dataclass
