@@ -12,11 +12,8 @@ statistics and communicates nothing.
 """
 from __future__ import annotations
 
-from typing import Any
-
 from lucid.distributed import comm as _comm
 from lucid.distributed.collectives import all_reduce
-from lucid.nn import functional as F
 from lucid.nn.module import Module
 from lucid.nn.normalization import BatchNorm2d
 
@@ -34,26 +31,11 @@ class SyncBatchNorm(BatchNorm2d):
     in training mode, also a rank whose local batch is empty (N = 0).
     """
 
-    def forward(self, input: Any):
-        if input.ndim not in (2, 3, 4):
-            raise ValueError(
-                f"SyncBatchNorm: expected 2-D, 3-D or 4-D input, got {input.ndim}-D input of shape {input.shape}"
-            )
-        momentum = self.momentum_for_step()
-        batch_stats = self.training or (self.running_mean is None and self.running_var is None)
-        use_running = not self.training or self.track_running_stats
-        sync = self.training and _comm.world_size() > 1
-        return F.batch_norm(
-            input,
-            self.running_mean if use_running else None,
-            self.running_var if use_running else None,
-            self.weight,
-            self.bias,
-            batch_stats,
-            momentum,
-            self.eps,
-            stats_reduce=sum_over_ranks if sync else None,
-        )
+    input_dims = (2, 3, 4)
+
+    def stats_reduce(self):
+        """Sum the packed statistics over ranks while training in a world of several ranks."""
+        return sum_over_ranks if self.training and _comm.world_size() > 1 else None
 
     @classmethod
     def convert_sync_batchnorm(cls, module: Module) -> Module:

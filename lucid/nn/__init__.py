@@ -47,3 +47,12 @@ __all__ = [
     "functional",
     "init",
 ]
+
+
+def __getattr__(name: str):
+    """``lucid.nn.SyncBatchNorm`` as in PyTorch (lives in lucid.distributed, which imports nn)."""
+    if name == "SyncBatchNorm":
+        from lucid.distributed.sync_batchnorm import SyncBatchNorm  # noqa: PLC0415
+
+        return SyncBatchNorm
+    raise AttributeError(f"module 'lucid.nn' has no attribute {name!r}")

@@ -91,9 +91,16 @@ class BatchNorm2d(Module):
                 factor = 1.0 / int(self.num_batches_tracked.data)
         return factor
 
+    input_dims: tuple[int, ...] = (4,)  # SyncBatchNorm also takes (N, C) and (N, C, L)
+
+    def stats_reduce(self):
+        """The kernel's ``stats_reduce`` hook: None here; SyncBatchNorm sums over ranks."""
+        return None
+
     def forward(self, input: Tensor) -> Tensor:
-        if input.ndim != 4:
-            raise ValueError(f"{type(self).__name__}: expected 4D input (got {input.ndim}D input of shape {input.shape})")
+        if input.ndim not in self.input_dims:
+            dims = " or ".join(f"{d}D" for d in self.input_dims)
+            raise ValueError(f"{type(self).__name__}: expected {dims} input (got {input.ndim}D input of shape {input.shape})")
         momentum = self.momentum_for_step()
         batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         use_running = not self.training or self.track_running_stats
@@ -106,6 +113,7 @@ class BatchNorm2d(Module):
             batch_stats,
             momentum,
             self.eps,
+            stats_reduce=self.stats_reduce(),
         )
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, missing: list, expected: set, errors: list) -> None:

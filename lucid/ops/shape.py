@@ -140,8 +140,10 @@ def flatten(x, start_dim: int = 0, end_dim: int = -1):
     if x.ndim == 0:
         return reshape(x, 1)
     start, end = start_dim % x.ndim, end_dim % x.ndim
-    shape = x.shape[:start] + (-1,) + x.shape[end + 1 :]
-    return reshape(x, shape)
+    merged = 1
+    for s in x.shape[start : end + 1]:
+        merged *= s
+    return reshape(x, x.shape[:start] + (merged,) + x.shape[end + 1 :])  # explicit: -1 fails on empty batches
 
 
 def permute(x, *dims):
