@@ -92,6 +92,7 @@ def test_shape_methods():
     assert [p.shape for p in x.split(2, dim=2)] == [(2, 3, 2), (2, 3, 2)]
     assert [p.shape for p in x.chunk(2, dim=1)] == [(2, 2, 4), (2, 1, 4)]
     assert x.T.shape == (4, 3, 2)
+    assert lucid.zeros(0, 3, 2, 2).flatten(1).shape == (0, 12)  # empty batch (a rank with no samples)
     v, i = lucid.tensor([[1.0, 5.0], [7.0, 2.0]]).max(dim=1)
     np.testing.assert_array_equal(v.numpy(), [5.0, 7.0])
     np.testing.assert_array_equal(i.numpy(), [1, 0])
