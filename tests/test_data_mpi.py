@@ -1,12 +1,8 @@
 """The loader under a real ``mpiexec``: MPI is initialised before its worker processes start."""
 import json
-import os
-import shutil
-import subprocess
-import sys
 import textwrap
 
-import pytest
+from dist_scripts import mpirun
 
 from lucid.data import make_fake_image_folder
 
@@ -37,16 +33,11 @@ SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(shutil.which("mpiexec") is None, reason="needs mpiexec")
 def test_process_workers_under_mpiexec(tmp_path):
     root = make_fake_image_folder(tmp_path / "tree", num_classes=2, per_class=5)
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run(
-        ["mpiexec", "-n", "2", sys.executable, str(script), str(root)],
-        capture_output=True, text=True, timeout=120, env=env,
-    )
+    proc = mpirun.launch(2, [script, root], timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     ranks = json.loads(proc.stdout.strip().splitlines()[-1])
     indices = [i for rank_indices, _ in ranks for i in rank_indices]

@@ -2,35 +2,21 @@
 at other world sizes, and checkpoints that survive a killed rank or a corrupted shard."""
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from dist_scripts import mpirun
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEBUG = os.path.join(ROOT, "configs", "debug.toml")
 FLOAT64 = ["--set", 'run.dtype="float64"', "--set", "run.ckpt_interval=3", "--set", "run.epochs=1", "--set", "run.log_samples=true"]
 
 
-def launch(n: int, args: list, timeout: float = 120, script=None) -> subprocess.CompletedProcess:
-    """``mpiexec -n n python -m launch.train args`` (or a script) in its own process group."""
-    mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
-    if mpiexec is None:
-        pytest.skip("mpiexec is not on PATH")
-    prog = [script] if script else ["-m", "launch.train"]
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([mpiexec, "-n", str(n), sys.executable, *prog, *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        raise AssertionError(f"timed out after {timeout} s\n{out}\n{err}")
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+def launch(n: int, args: list, timeout: float = 120, script=None):
+    """``mpiexec -n n python -m launch.train args`` (or ``python script args``) from the checkout."""
+    return mpirun.launch(n, [script] + args if script else ["-m", "launch.train", *args], timeout=timeout, cwd=ROOT)
 
 
 def train(n: int, out_dir, *extra, ok=True) -> subprocess.CompletedProcess:

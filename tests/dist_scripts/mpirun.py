@@ -32,14 +32,19 @@ class Run:
 
 
 def mpiexec() -> str:
-    exe = shutil.which("mpiexec")
+    """The mpiexec next to this Python (the mpich wheel's in a venv), else the one on PATH."""
+    exe = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
     if exe is None:
         pytest.skip("mpiexec is not on PATH")
     return exe
 
 
-def mpirun(script: str, n: int, *args: str, timeout: float = 60, env: dict | None = None) -> Run:
-    """``mpiexec -n n python tests/dist_scripts/<script> args``; kills the whole group on timeout."""
+def launch(n: int, argv: list, timeout: float = 60, env: dict | None = None, cwd=None) -> Run:
+    """``mpiexec -n n python argv...`` with the checkout on PYTHONPATH; kills the whole group on timeout.
+
+    ``env`` adds variables (None removes one). ``results`` collects what ranks wrote with
+    ``script_io.report``.
+    """
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
     for key, value in (env or {}).items():  # None removes a variable
@@ -49,17 +54,17 @@ def mpirun(script: str, n: int, *args: str, timeout: float = 60, env: dict | Non
             full_env[key] = value
     folder = tempfile.mkdtemp(prefix="lucid-dist-")
     full_env["LUCID_TEST_RESULTS"] = folder
-    cmd = [mpiexec(), "-n", str(n), sys.executable, str(SCRIPTS / script), *map(str, args)]
+    cmd = [mpiexec(), "-n", str(n), sys.executable, *map(str, argv)]
     start = time.monotonic()
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env, start_new_session=True
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env, cwd=cwd, start_new_session=True
     )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        raise AssertionError(f"mpiexec -n {n} {script} timed out after {timeout} s\nstdout:\n{out}\nstderr:\n{err}")
+        raise AssertionError(f"{' '.join(cmd)} timed out after {timeout} s\nstdout:\n{out}\nstderr:\n{err}")
     seconds = time.monotonic() - start
     results = {}
     for path in Path(folder).glob("rank*.json"):
@@ -67,6 +72,11 @@ def mpirun(script: str, n: int, *args: str, timeout: float = 60, env: dict | Non
         results[data["rank"]] = data
     shutil.rmtree(folder, ignore_errors=True)
     return Run(proc.returncode, out, err, seconds, results)
+
+
+def mpirun(script: str, n: int, *args: str, timeout: float = 60, env: dict | None = None) -> Run:
+    """``mpiexec -n n python tests/dist_scripts/<script> args``."""
+    return launch(n, [SCRIPTS / script, *args], timeout=timeout, env=env)
 
 
 def run_ok(script: str, n: int, *args: str, timeout: float = 60, env: dict | None = None) -> dict[int, dict]:
