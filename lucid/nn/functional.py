@@ -6,6 +6,7 @@ names in one place so that ``import lucid.nn.functional as F`` reads as in PyTor
 from lucid.ops import (
     accuracy,
     adaptive_avg_pool2d,
+    add_relu,
     avg_pool2d,
     batch_norm,
     conv2d,
@@ -23,6 +24,7 @@ from lucid.ops import (
 __all__ = [
     "accuracy",
     "adaptive_avg_pool2d",
+    "add_relu",
     "avg_pool2d",
     "batch_norm",
     "conv2d",

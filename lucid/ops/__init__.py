@@ -3,7 +3,7 @@
 Kernels are written once against the array module of their inputs (``xp``), so the
 same code runs on NumPy and CuPy.
 """
-from lucid.ops.activation import dropout, log_softmax, relu, sigmoid, softmax
+from lucid.ops.activation import add_relu, dropout, log_softmax, relu, sigmoid, softmax
 from lucid.ops.broadcast import check_broadcast
 from lucid.ops.elementwise import (
     abs,
