@@ -10,6 +10,7 @@ parameters near the loss finish first.
 from __future__ import annotations
 
 import heapq
+import sys
 
 from lucid.autograd.function import Function
 
@@ -114,10 +115,7 @@ def run_backward(root, grad, retain_graph: bool = False) -> None:
             if edge is None:
                 continue
             if gi is not None:
-                # A gradient is ours to add into only if backward made it fresh.
-                owned = gi is not g and gi.base is None and all(
-                    gi is not other for other in grads[:i]
-                )
+                owned = _fresh(gi, g, grads[:i])
                 slot = pending.get(edge)
                 if slot is None:
                     pending[edge] = _Pending(gi, owned)
@@ -126,6 +124,22 @@ def run_backward(root, grad, retain_graph: bool = False) -> None:
             deps[edge] -= 1
             if deps[edge] == 0:
                 settle(edge)
+
+
+def _fresh(gi, g, earlier) -> bool:
+    """Whether the engine may add into ``gi`` in place: backward made it and nothing else sees it.
+
+    Either ``gi`` owns its memory (backward returned a new array; it never returns
+    arrays it keeps), or it is a view, e.g. the NCHW view of a kernel's new NHWC array,
+    of memory that no other object references.
+    """
+    if gi is g or any(gi is other for other in earlier):
+        return False
+    base = gi.base
+    if base is None:
+        return True
+    # references to base: gi's .base, this local name and getrefcount's argument
+    return base.base is None and sys.getrefcount(base) <= 3
 
 
 def _accumulate_leaf(leaf, slot: _Pending, wrap) -> None:
