@@ -130,16 +130,21 @@ def _fresh(gi, g, earlier) -> bool:
     """Whether the engine may add into ``gi`` in place: backward made it and nothing else sees it.
 
     Either ``gi`` owns its memory (backward returned a new array; it never returns
-    arrays it keeps), or it is a view, e.g. the NCHW view of a kernel's new NHWC array,
-    of memory that no other object references.
+    arrays it keeps), or it is a writable view of ALL of an array's memory (e.g. the
+    NCHW view of a kernel's new NHWC array: not a broadcast, not a slice) that no
+    other object references.
     """
     if gi is g or any(gi is other for other in earlier):
         return False
     base = gi.base
     if base is None:
         return True
+    if base.base is not None or not gi.flags.writeable or gi.nbytes != base.nbytes:
+        return False
+    if not gi.transpose(sorted(range(gi.ndim), key=lambda a: -gi.strides[a])).flags.c_contiguous:
+        return False  # overlapping or gapped strides
     # references to base: gi's .base, this local name and getrefcount's argument
-    return base.base is None and sys.getrefcount(base) <= 3
+    return sys.getrefcount(base) <= 3
 
 
 def _accumulate_leaf(leaf, slot: _Pending, wrap) -> None:
