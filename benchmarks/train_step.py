@@ -86,13 +86,19 @@ def serve(step, describe: dict, profile_steps=None) -> None:
 
 
 def timed_phases(phases) -> dict:
-    """Run (name, fn) pairs in order; seconds per name and in total."""
+    """Run (name, fn) pairs in order: wall seconds per name and in total, and the step's CPU seconds.
+
+    CPU time (all threads of the process) hardly depends on other jobs' load, so it
+    helps to read a noisy wall time; spin-waiting BLAS/OpenMP threads do count in it.
+    """
     times = {}
+    cpu = time.process_time()
     for name, fn in phases:
         start = time.perf_counter()
         fn()
         times[name] = time.perf_counter() - start
     times["step"] = sum(times.values())
+    times["cpu"] = time.process_time() - cpu
     return times
 
 
@@ -280,12 +286,12 @@ def report(args, lucid_w, torch_w, times, peaks) -> None:
         print(f"torch {torch_w.info['version']} ({layout}) BLAS: {torch_w.info['blas']}")
     print(f"{args.steps} interleaved repetitions after {args.warmup} warm-up steps; medians")
     phases = [p for p in PHASES if p in times["lucid"][0]]
-    header = f"{'':8s}{'img/s':>8s}{'step ms':>9s}" + "".join(f"{p[:9]:>10s}" for p in phases) + f"{'peak RSS MiB':>14s}"
-    print(header)
+    header = f"{'':8s}{'img/s':>8s}{'step ms':>9s}" + "".join(f"{p[:9]:>10s}" for p in phases)
+    print(header + f"{'CPU ms':>9s}{'peak RSS MiB':>14s}")
     for side in times:
         step = median_ms(times[side], "step")
         line = f"{side:8s}{args.batch / step * 1e3:8.2f}{step:9.1f}" + "".join(f"{median_ms(times[side], p):10.1f}" for p in phases)
-        print(line + f"{peaks[side]:14.0f}")
+        print(line + f"{median_ms(times[side], 'cpu'):9.0f}{peaks[side]:14.0f}")
     if torch_w is not None:
         ratios = [a["step"] / b["step"] for a, b in zip(times["lucid"], times["torch"])]
         print(f"ratio lucid/torch: time {median_ms(times['lucid'], 'step') / median_ms(times['torch'], 'step'):.2f}x "
