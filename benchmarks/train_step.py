@@ -274,12 +274,13 @@ def median_ms(samples: list[dict], key: str) -> float:
     return statistics.median(s[key] for s in samples) * 1e3
 
 
-def report(args, lucid_w, torch_w, times, peaks) -> None:
+def report(args, lucid_w, torch_w, times, peaks, loads) -> None:
     mode = "inference (eval, no grad)" if args.inference else "training step (fwd + cross-entropy + bwd + SGD momentum)"
     stem = f", stem {args.stem}" if args.stem else ""
     print(f"{args.model}{stem}, batch {args.batch}, {args.size}x{args.size}, {args.threads} threads, {mode}")
     print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')} "
-          f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE', '(unset)')}; load avg {os.getloadavg()[0]:.2f}")
+          f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE', '(unset)')}; "
+          f"1-min load average {loads[0]:.2f} before, {loads[1]:.2f} after (this run adds about 1)")
     print(f"lucid BLAS: {lucid_w.info['blas']}")
     if torch_w is not None:
         layout = "channels_last" if args.channels_last_torch else "NCHW"
@@ -299,8 +300,18 @@ def report(args, lucid_w, torch_w, times, peaks) -> None:
               f"max {max(ratios):.2f}), peak RSS {peaks['lucid'] / peaks['torch']:.2f}x")
 
 
+def wait_for_quiet(limit: float, patience_s: float = 600.0) -> None:
+    """Sleep until the 1-minute load average drops below ``limit`` (at most ``patience_s``)."""
+    deadline = time.monotonic() + patience_s
+    while os.getloadavg()[0] >= limit and time.monotonic() < deadline:
+        time.sleep(10)
+
+
 def drive(args) -> None:
     args.want_torch = torch_wanted(args)
+    if args.wait_load:
+        wait_for_quiet(args.wait_load)
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="lucid-train-step-") as workdir:
         lucid_w = Worker("lucid", args, workdir)
         torch_w = Worker("torch", args, workdir, lucid_w.info["arch"]) if args.want_torch else None
@@ -314,7 +325,7 @@ def drive(args) -> None:
                 times[side].append(w.ask("step")["times"])
         profile = lucid_w.ask(f"profile {args.profile_steps}")["profile"] if args.profile else None
         peaks = {side: w.quit() for side, w in workers.items()}
-    report(args, lucid_w, torch_w, times, peaks)
+    report(args, lucid_w, torch_w, times, peaks, (load_before, os.getloadavg()[0]))
     if profile:
         print("\nlucid " + profile)
 
@@ -336,6 +347,8 @@ def parse_args(argv=None):
     p.add_argument("--channels-last-torch", action="store_true", help="PyTorch model and input in channels_last")
     p.add_argument("--profile", action="store_true", help="then profile lucid: time per op kind, fwd/bwd")
     p.add_argument("--profile-steps", type=int, default=3)
+    p.add_argument("--wait-load", type=float, default=0.0,
+                   help="first wait (up to 10 min) until the 1-minute load average is below this")
     p.add_argument("--worker", choices=["lucid", "torch"], help=argparse.SUPPRESS)
     p.add_argument("--worker-dir", help=argparse.SUPPRESS)
     p.add_argument("--arch", help=argparse.SUPPRESS)
