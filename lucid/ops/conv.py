@@ -84,7 +84,7 @@ def _col2im_grad_input(gy, weight, window: Window, groups: int, in_hw):
     wt = weight_matrix(weight, groups).transpose(0, 2, 1)  # (G, Og, K)
     dx = xp.zeros((n, in_hw[0], in_hw[1], c), gy.dtype)
     shape = column_shape(n, c, groups, window, (ho, wo))
-    chunks = batch_chunks(n, wt.shape[2] * groups * ho * wo * gy.itemsize)
+    chunks = batch_chunks(n, wt.shape[2] * groups * ho * wo * gy.itemsize, xp)
     buf = xp.empty((chunks[0][1] - chunks[0][0],) + shape[1:], gy.dtype)
     for a, b in chunks:
         cols = buf[: b - a]

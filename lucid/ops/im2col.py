@@ -19,16 +19,23 @@ from __future__ import annotations
 import math
 from typing import Iterator
 
+import numpy as np
+
 from lucid.autograd.function import xp_of
-from lucid.ops.blocked import map_row_blocks
+from lucid.ops.blocked import map_row_blocks, num_workers
 from lucid.ops.window import Window
 
 CHUNK_BYTES = 1 << 24  # 16 MiB of columns per batch chunk
 
 
-def batch_chunks(n: int, bytes_per_item: int) -> list[tuple[int, int]]:
-    """Consecutive [start, stop) ranges of the batch whose columns fit CHUNK_BYTES (at least one item each)."""
-    step = max(1, min(n, CHUNK_BYTES // max(bytes_per_item, 1)))
+def batch_chunks(n: int, bytes_per_item: int, xp) -> list[tuple[int, int]]:
+    """Consecutive [start, stop) ranges of the batch whose columns fit CHUNK_BYTES.
+
+    On the CPU a chunk holds at least one image per core, so that the copies into
+    it can run on all cores.
+    """
+    least = num_workers() if xp is np else 1
+    step = max(least, CHUNK_BYTES // max(bytes_per_item, 1))
     return [(a, min(a + step, n)) for a in range(0, n, step)]
 
 
@@ -73,7 +80,7 @@ def columns(x, window: Window, groups: int, out_hw) -> Iterator[tuple[int, int, 
         yield 0, n, group_rows(x, groups)
         return
     shape = column_shape(n, c, groups, window, out_hw)
-    chunks = batch_chunks(n, x.itemsize * math.prod(shape[1:]))
+    chunks = batch_chunks(n, x.itemsize * math.prod(shape[1:]), xp)
     step = chunks[0][1] - chunks[0][0]
     padded = PaddedChunks(x, window, out_hw, step)
     buf = xp.empty((step,) + shape[1:], x.dtype)
