@@ -1,11 +1,18 @@
-# The two set-up commands of the README: `make demo` (main job) and `make test` (test suite).
-# Both create .venv with lucid and its dependencies (the MPI runtime comes from the mpich wheel).
+# The two set-up commands of the README:
+#   make demo   install everything, prepare Fashion-MNIST, train the default config on 2 ranks
+#   make test   install everything, run the test suite (.ci/run calls this)
+# Both create .venv with lucid and its dependencies; the MPI runtime (mpiexec) comes from
+# the mpich wheel, so nothing but Python >= 3.11 is needed beforehand.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
+NP ?= 2
+CONFIG ?= configs/fashion_mnist_resnet.toml
+FMNIST_SRC ?= /usr/share/datasets/fashion-mnist
+FMNIST_OUT ?= data/fashion-mnist
 
-.PHONY: test install
+.PHONY: demo test install data
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("lucid needs Python >= 3.11, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -16,5 +23,20 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-test: $(VENV)/.installed
+# Fashion-MNIST's IDX files: from the Debian package when they are not there yet.
+data: install
+	@if [ ! -e "$(FMNIST_SRC)/train-images-idx3-ubyte.gz" ] && [ ! -e "$(FMNIST_SRC)/train-images-idx3-ubyte" ]; then \
+	  echo "Fashion-MNIST is not in $(FMNIST_SRC): installing the Debian package dataset-fashion-mnist"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  ( $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist ) || { \
+	    echo "Could not install dataset-fashion-mnist. Put the four IDX files (train-images-idx3-ubyte.gz," \
+	         "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in a folder" \
+	         "and run: make demo FMNIST_SRC=/that/folder"; exit 1; }; \
+	fi
+	$(BIN)/python -m launch.prepare_data fashion-mnist --src $(FMNIST_SRC) --out $(FMNIST_OUT)
+
+demo: data
+	$(BIN)/mpiexec -n $(NP) $(BIN)/python -m launch.train --config $(CONFIG) --set data.root='"$(FMNIST_OUT)"'
+
+test: install
 	$(BIN)/python -m pytest -q

@@ -53,5 +53,7 @@ from lucid.ops import (
 )
 from lucid.random import manual_seed, rand, randint, randn, randperm
 from lucid.tensor import Tensor
+from lucid import nn, optim  # noqa: E402 - built on the names above
+from lucid.serialization import load, save  # noqa: E402
 
 __version__ = "0.1.0"

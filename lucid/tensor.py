@@ -153,8 +153,10 @@ class Tensor:
         if kwargs:
             raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
         for a in args:
-            if isinstance(a, str) and _looks_like_device(a):
-                device = a
+            if isinstance(a, str) and _is_dtype_name(a):
+                dtype = a
+            elif isinstance(a, str):
+                device = a  # parse_device below names the valid devices if it is neither
             else:
                 dtype = a
         out = self
@@ -382,8 +384,12 @@ def _node_hooks(node) -> list:
     return node.hooks
 
 
-def _looks_like_device(spec: str) -> bool:
-    return spec.split(":")[0].strip().lower() in ("cpu", "gpu", "cuda")
+def _is_dtype_name(spec: str) -> bool:
+    try:
+        np.dtype(spec)
+        return True
+    except TypeError:
+        return False
 
 
 from lucid import ops as _ops  # noqa: E402 - ops need Tensor defined first

@@ -110,6 +110,8 @@ def test_inplace_helpers():
 def test_bad_input_errors():
     with pytest.raises(ValueError, match=r"valid devices: cpu, gpu, gpu:N"):
         lucid.zeros(2, device="tpu")
+    with pytest.raises(ValueError, match=r"unknown device 'tpu'"):
+        lucid.zeros(2).to("tpu")
     with pytest.raises(ValueError, match=r"add: shapes \(2, 3\) and \(4,\)"):
         lucid.zeros(2, 3) + lucid.zeros(4)
     with pytest.raises(ValueError, match=r"matmul: shapes \(2, 3\) and \(4, 5\)"):

@@ -1,0 +1,57 @@
+"""Write a checkpoint's model weights as one consolidated safetensors file.
+
+    python -m launch.export runs/debug/checkpoints/step_00000032 --out model.safetensors
+    python -m launch.export runs/debug/checkpoints --out model.safetensors   # newest checkpoint
+
+The file holds the model's state_dict (parameters and buffers, lucid's key names) and,
+in its metadata, the run config, so ``launch.evaluate`` and ``lucid.models`` can use it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+
+def consolidate(path: str) -> tuple[dict[str, np.ndarray], dict]:
+    """(name -> array of the model's state_dict, run config) of the checkpoint at ``path``."""
+    from lucid import _backend  # noqa: PLC0415
+    from lucid.distributed import checkpoint  # noqa: PLC0415
+
+    if not os.path.isfile(os.path.join(path, checkpoint.MANIFEST)):
+        newest = checkpoint.committed(path)
+        if not newest:
+            raise checkpoint.CheckpointError(f"{path} is neither a checkpoint nor a directory of checkpoints")
+        path = newest[-1]
+    state, _, _ = checkpoint.load(path, map_location="cpu")
+    weights = {k: _backend.asnumpy(v.data).copy(order="C") for k, v in state["model"].items()}  # keeps 0-d arrays 0-d
+    return weights, state["config"]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m launch.export", description=__doc__.split("\n")[0])
+    p.add_argument("checkpoint", help="a checkpoint directory (step_XXXXXXXX) or a directory of them")
+    p.add_argument("--out", required=True, help="output .safetensors file")
+    args = p.parse_args(argv)
+    import safetensors.numpy  # noqa: PLC0415
+
+    from lucid.distributed.checkpoint import CheckpointError  # noqa: PLC0415
+
+    try:
+        weights, config = consolidate(args.checkpoint)
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    tmp = args.out + ".tmp"
+    safetensors.numpy.save_file(weights, tmp, metadata={"format": "lucid-weights", "config": json.dumps(config)})
+    os.replace(tmp, args.out)
+    n = sum(int(np.prod(a.shape)) for a in weights.values())
+    print(f"wrote {args.out}: {len(weights)} tensors, {n:,} values ({config['model']['name']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""lucid.data: datasets, Pillow transforms, a distributed sampler and a parallel DataLoader.
+
+Every random augmentation choice comes from a generator derived from (seed, epoch,
+sample index), so batches do not depend on the number of workers or ranks and a
+resumed run sees the same augmentations. See docs/data.md.
+"""
+from lucid.data import transforms
+from lucid.data.bad_images import BadImageWarning
+from lucid.data.collate import default_collate
+from lucid.data.dataset import ArrayDataset, Dataset
+from lucid.data.fake import make_fake_image_folder, natural_image
+from lucid.data.image import IMG_EXTENSIONS, ImageLoadError
+from lucid.data.image_folder import ImageFolder
+from lucid.data.loader import DataLoader
+from lucid.data.presets import IMAGENET_MEAN, IMAGENET_STD, imagenet_eval, imagenet_train, preset
+from lucid.data.sampler import DistributedSampler
+from lucid.data.seeding import sample_generator
+from lucid.data.workers import WorkerError
+
+__all__ = [
+    "ArrayDataset", "BadImageWarning", "DataLoader", "Dataset", "DistributedSampler", "IMAGENET_MEAN",
+    "IMAGENET_STD", "IMG_EXTENSIONS", "ImageFolder", "ImageLoadError", "WorkerError", "default_collate",
+    "imagenet_eval", "imagenet_train", "make_fake_image_folder", "natural_image", "preset",
+    "sample_generator", "transforms",
+]

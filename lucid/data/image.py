@@ -1,0 +1,129 @@
+"""Opening and decoding image files: mode conversion and JPEG draft decoding.
+
+``PendingImage`` is an opened but not yet decoded file. Geometric transforms look at
+its header size first, decide which source region they need and at what output size,
+and then decode: a JPEG whose region will be downscaled by 2, 4 or 8 is decoded at
+that reduced scale by libjpeg (Pillow's draft mode), the largest decode saving there is.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+#: file extensions ImageFolder picks up (case-insensitive)
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+class ImageLoadError(OSError):
+    """A file that cannot be read or decoded as an image; the message names the file."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"cannot load image {path!r}: {reason}")
+        self.path = path
+        self.reason = reason
+
+    def __reduce__(self):
+        return (ImageLoadError, (self.path, self.reason))
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def to_mode(img: Image.Image, mode: str) -> Image.Image:
+    """Convert any Pillow mode to ``mode`` ("RGB" or "L").
+
+    16-bit and 32-bit grey images are scaled to 8 bits (Pillow's own conversion
+    clips them at 255); alpha is dropped; palette images go through their palette.
+    """
+    if img.mode == mode:
+        return img
+    if img.mode.startswith("I;16") or img.mode in ("I", "F"):
+        a = np.asarray(img)
+        if img.mode == "F":
+            a8 = np.clip(a, 0, 255).astype(np.uint8)
+        else:  # 16-bit range (I;16 always; I images come from 16-bit PNG/TIFF files)
+            a8 = (np.clip(a.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)
+        img = Image.fromarray(a8, mode="L")
+        return img if mode == "L" else img.convert(mode)
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")  # Pillow asks for this step for transparent palettes
+    if img.mode in ("La", "RGBa"):
+        img = img.convert(img.mode.upper())
+    return img.convert(mode)
+
+
+def draft_factor(box_size: tuple[float, float], out_size: tuple[int, int]) -> int:
+    """The largest JPEG scale reduction (8, 4, 2 or 1) after which the region of
+    ``box_size`` source pixels still has at least ``out_size`` pixels."""
+    bw, bh = box_size
+    ow, oh = out_size
+    for k in (8, 4, 2):
+        if bw / k >= ow and bh / k >= oh:
+            return k
+    return 1
+
+
+class PendingImage:
+    """An image file opened lazily: header known, pixels not decoded yet.
+
+    Args:
+        img: the lazily opened Pillow image (``Image.open``).
+        mode: the mode the pipeline wants ("RGB" or "L").
+        path: the file, for error messages.
+    """
+
+    def __init__(self, img: Image.Image, mode: str, path: str = "<image>"):
+        self.img = img
+        self.mode = mode
+        self.path = path
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.img.size
+
+    def load(self, box=None, out_size=None) -> tuple[Image.Image, float]:
+        """Decode (in draft mode when ``box`` is downscaled to ``out_size`` by >= 2) and
+        convert to the wanted mode. Returns the image and the reduction factor it was
+        decoded at: source coordinates divided by it are coordinates in the image."""
+        img = self.img
+        factor = 1
+        try:
+            if box is not None and img.format == "JPEG":
+                factor = draft_factor((box[2] - box[0], box[3] - box[1]), out_size)
+                if factor > 1:
+                    w, h = img.size
+                    done = img.draft("L" if self.mode == "L" else None, (w // factor, h // factor))
+                    factor = round(w / done[1][2]) if done else 1  # draft may decline (None)
+            elif self.mode == "L" and img.format == "JPEG":
+                img.draft("L", None)  # libjpeg converts to grey while decoding
+            img.load()
+            img = to_mode(img, self.mode)
+        except (OSError, SyntaxError, EOFError, ValueError, Image.DecompressionBombError) as exc:
+            raise ImageLoadError(self.path, _describe(exc)) from exc
+        return img, float(factor)
+
+    def decode(self) -> Image.Image:
+        """The whole image, decoded at full size in the wanted mode."""
+        return self.load()[0]
+
+
+def open_image(file, mode: str = "RGB", path: str | None = None) -> PendingImage:
+    """Open ``file`` (a path or a binary file object) lazily: only the header is read.
+    Errors are ImageLoadError naming ``path``. With a file object the caller keeps it
+    open until the image is decoded (and closes it)."""
+    path = path if path is not None else str(file)
+    try:
+        img = Image.open(file)
+    except (OSError, SyntaxError, EOFError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageLoadError(path, _describe(exc)) from exc
+    return PendingImage(img, mode, path)
+
+
+def materialize(img, mode: str | None = None) -> Image.Image:
+    """A decoded Pillow image from a PendingImage (or the image itself)."""
+    if isinstance(img, PendingImage):
+        return img.decode()
+    if mode is not None and isinstance(img, Image.Image):
+        return to_mode(img, mode)
+    return img

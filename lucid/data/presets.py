@@ -1,0 +1,139 @@
+"""Ready-made transform pipelines: ImageNet training/evaluation and small-image ones.
+
+Every preset ends in a fused ToArray + Normalize, so the loader writes normalised
+float32 HWC samples straight into the batch. ``channels=1`` decodes to grey (one
+channel); ``channels=3`` from a grey dataset repeats the grey channel.
+"""
+from __future__ import annotations
+
+from lucid.data.transforms import (
+    CenterCrop,
+    ColorJitter,
+    Compose,
+    Grayscale,
+    Lighting,
+    Normalize,
+    RandomCrop,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+    Resize,
+    ToArray,
+)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_GRAY_MEAN = (0.449,)  # the grey value of the ImageNet mean/std, for channels=1
+IMAGENET_GRAY_STD = (0.226,)
+FASHION_MNIST_MEAN = (0.2860,)
+FASHION_MNIST_STD = (0.3530,)
+
+
+def _stats(channels: int, mean, std) -> tuple[tuple, tuple]:
+    if channels not in (1, 3):
+        raise ValueError(f"presets: channels must be 1 or 3, got {channels}")
+    if mean is None:
+        mean = IMAGENET_MEAN if channels == 3 else IMAGENET_GRAY_MEAN
+    if std is None:
+        std = IMAGENET_STD if channels == 3 else IMAGENET_GRAY_STD
+    if len(mean) != channels or len(std) != channels:
+        raise ValueError(f"presets: channels={channels} needs {channels} mean/std values, got {mean}, {std}")
+    return tuple(mean), tuple(std)
+
+
+def _small_stats(channels: int, mean, std) -> tuple[tuple, tuple]:
+    mean = FASHION_MNIST_MEAN * channels if mean is None else mean
+    std = FASHION_MNIST_STD * channels if std is None else std
+    return _stats(channels, mean, std)
+
+
+def _head(channels: int) -> list:
+    """Grayscale(1) first: the file is decoded straight to one grey channel."""
+    return [Grayscale(1)] if channels == 1 else []
+
+
+def _tail(channels: int, grey_source: bool) -> list:
+    """For a grey dataset read as 3 channels: repeat the channel last, so the
+    geometric steps still work on one channel."""
+    return [Grayscale(3)] if channels == 3 and grey_source else []
+
+
+def imagenet_train(
+    size: int = 224,
+    scale=(0.08, 1.0),
+    ratio=(3 / 4, 4 / 3),
+    interpolation: str = "area",
+    flip: float = 0.5,
+    color_jitter: float = 0.0,
+    lighting: float = 0.0,
+    channels: int = 3,
+    mean=None,
+    std=None,
+) -> Compose:
+    """RandomResizedCrop(size) + horizontal flip (+ optional ColorJitter and PCA
+    Lighting) + Normalize with the ImageNet mean/std.
+
+    ``interpolation="area"`` resamples downscaled crops with the area-average (box)
+    filter and enlarged ones bilinearly; it costs about a third less than "bilinear".
+    """
+    mean, std = _stats(channels, mean, std)
+    steps = _head(channels) + [
+        RandomResizedCrop(size, scale=scale, ratio=ratio, interpolation=interpolation),
+        RandomHorizontalFlip(flip),
+    ]
+    if color_jitter:
+        steps.append(ColorJitter(color_jitter, color_jitter, color_jitter))
+    steps.append(ToArray())
+    if lighting:
+        steps.append(Lighting(lighting))
+    return Compose(steps + [Normalize(mean, std)])
+
+
+def imagenet_eval(size: int = 224, resize: int = 256, interpolation: str = "bilinear", channels: int = 3, mean=None, std=None) -> Compose:
+    """Resize the shorter side to ``resize``, take the centre ``size`` crop, Normalize
+    (the two geometric steps run as one resample of just the cropped region)."""
+    mean, std = _stats(channels, mean, std)
+    steps = _head(channels) + [Resize(resize, interpolation), CenterCrop(size), ToArray(), Normalize(mean, std)]
+    return Compose(steps)
+
+
+def small_train(
+    size: int,
+    padding: int = 0,
+    flip: float = 0.5,
+    channels: int = 1,
+    mean=None,
+    std=None,
+    resize: int | None = None,
+) -> Compose:
+    """Small grey images (Fashion-MNIST): optional Resize, RandomCrop(size, padding)
+    with zero padding, horizontal flip, Normalize (Fashion-MNIST statistics by default).
+    ``channels=3`` repeats the grey channel."""
+    mean, std = _small_stats(channels, mean, std)
+    steps = _head(channels) + ([Resize(resize)] if resize else [])
+    steps += [RandomCrop(size, padding), RandomHorizontalFlip(flip)] + _tail(channels, True)
+    steps += [ToArray(), Normalize(mean, std)]
+    return Compose(steps)
+
+
+def small_eval(
+    size: int, channels: int = 1, mean=None, std=None, resize: int | None = None
+) -> Compose:
+    """Small grey images: optional Resize, CenterCrop(size), Normalize."""
+    mean, std = _small_stats(channels, mean, std)
+    steps = _head(channels) + ([Resize(resize)] if resize else []) + [CenterCrop(size)]
+    return Compose(steps + _tail(channels, True) + [ToArray(), Normalize(mean, std)])
+
+
+PRESETS = {
+    "imagenet_train": imagenet_train,
+    "imagenet_eval": imagenet_eval,
+    "small_train": small_train,
+    "small_eval": small_eval,
+}
+
+
+def preset(name: str, **kwargs) -> Compose:
+    """A preset by name (for configs): ``preset("imagenet_train", size=160)``."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown transform preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name](**kwargs)

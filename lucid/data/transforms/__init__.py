@@ -1,0 +1,30 @@
+"""Pillow-based transforms with per-sample generators (see base.py for the protocol)."""
+from lucid.data.transforms.array import (
+    IMAGENET_EIGVAL,
+    IMAGENET_EIGVEC,
+    AffineTransform,
+    Lighting,
+    Normalize,
+    ToArray,
+    ToPILImage,
+    ToTensor,
+)
+from lucid.data.transforms.base import Compose, Transform
+from lucid.data.transforms.color import ColorJitter, Grayscale
+from lucid.data.transforms.geometry import (
+    INTERPOLATIONS,
+    CenterCrop,
+    GeometricTransform,
+    Geometry,
+    RandomCrop,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+    Resize,
+)
+
+__all__ = [
+    "IMAGENET_EIGVAL", "IMAGENET_EIGVEC", "INTERPOLATIONS", "AffineTransform", "CenterCrop",
+    "ColorJitter", "Compose", "GeometricTransform", "Geometry", "Grayscale", "Lighting",
+    "Normalize", "RandomCrop", "RandomHorizontalFlip", "RandomResizedCrop", "Resize",
+    "ToArray", "ToPILImage", "ToTensor", "Transform",
+]

@@ -1,0 +1,66 @@
+"""Data parallelism over MPI: one process per core group or GPU, gradients all-reduced.
+
+    import lucid.distributed as dist
+    dist.init()                                   # world of one without a launcher
+    model = dist.DistributedDataParallel(model)   # same weights everywhere, bucketed all-reduce
+    loss.backward()
+    if model.finish():                            # False: a rank saw NaN/Inf, all ranks skip
+        optimizer.step()
+
+See docs/distributed.md.
+"""
+from lucid.distributed.buckets import Reducer, plan_buckets
+from lucid.distributed.collectives import (
+    ReduceOp,
+    all_gather,
+    all_gather_object,
+    all_reduce,
+    broadcast,
+    broadcast_object,
+    reduce_scatter,
+)
+from lucid.distributed.comm import (
+    barrier,
+    device,
+    init,
+    is_initialized,
+    is_main,
+    local_rank,
+    local_size,
+    rank,
+    world_size,
+)
+from lucid.distributed.ddp import DistributedDataParallel
+from lucid.distributed.failure import abort, abort_on_exit, nonfinite
+from lucid.distributed.metrics import ClassificationMeter, reduce_sums
+from lucid.distributed.sync_batchnorm import SyncBatchNorm
+from lucid.distributed.watchdog import watch
+
+__all__ = [
+    "ClassificationMeter",
+    "DistributedDataParallel",
+    "ReduceOp",
+    "Reducer",
+    "SyncBatchNorm",
+    "abort",
+    "abort_on_exit",
+    "all_gather",
+    "all_gather_object",
+    "all_reduce",
+    "barrier",
+    "broadcast",
+    "broadcast_object",
+    "device",
+    "init",
+    "is_initialized",
+    "is_main",
+    "local_rank",
+    "local_size",
+    "nonfinite",
+    "plan_buckets",
+    "rank",
+    "reduce_scatter",
+    "reduce_sums",
+    "watch",
+    "world_size",
+]

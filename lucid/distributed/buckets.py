@@ -1,0 +1,318 @@
+"""Gradient buckets: flat buffers all-reduced while backward is still running.
+
+Parameters are packed, in reverse registration order (roughly the order backward
+finishes their gradients), into flat buckets of about ``bucket_cap_mb``; the first
+bucket is kept small (``first_bucket_mb``) so communication starts early. Each
+parameter's ``.grad`` is a view into its bucket, so backward accumulates straight
+into the buffer that goes on the wire: no copy.
+
+The post-accumulate hook of every parameter counts down its bucket. When a bucket's
+last gradient lands, the bucket is prepared at once (pre-divided, checked for
+NaN/Inf, flags filled) and its non-blocking sum all-reduce starts; buckets always
+start in index order, one in flight at a time (a bucket that is ready early waits
+for its predecessors), so every rank issues the same collectives in the same order.
+Later hooks drive the request in flight forward; ``finish()`` starts what is left,
+waits for everything and reports whether the step may be taken.
+
+Each bucket buffer ends with bookkeeping slots that ride in the same all-reduce:
+
+    [ gradients (numel) | used flag per parameter | non-finite flag ]
+
+- used: 1 when the parameter got a gradient on this rank since the last finish (or
+  already had one). A parameter no rank used ends with ``.grad = None``, exactly as
+  in single-process training; one used anywhere gets the average with zeros from
+  the ranks that did not use it.
+- non-finite: 1 when this rank saw a NaN/Inf in the bucket (or a non-finite loss was
+  reported); the sum is > 0 on every rank alike, so every rank skips the step.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from lucid.distributed.failure import scale_and_check
+from lucid.distributed.watchdog import watch
+
+COMPRESSIONS = (None, "fp16")
+FP16_MAX = 65504.0
+MB = 1 << 20
+
+
+def plan_buckets(params: Sequence, cap_bytes: int, first_cap_bytes: int) -> list[list[int]]:
+    """Parameter indices per bucket: reverse order, one dtype/device per bucket.
+
+    A bucket closes once it holds at least its cap (the first bucket's cap is
+    ``first_cap_bytes``), so one large parameter makes a bucket of its own.
+    """
+    buckets: list[list[int]] = []
+    current: list[int] = []
+    size, key = 0, None
+    for idx in reversed(range(len(params))):
+        p = params[idx]
+        pkey = (p.dtype, p.device)
+        if current and pkey != key:
+            buckets.append(current)
+            current, size = [], 0
+        current.append(idx)
+        size += p.data.nbytes
+        key = pkey
+        if size >= (first_cap_bytes if not buckets else cap_bytes):
+            buckets.append(current)
+            current, size = [], 0
+    if current:
+        buckets.append(current)
+    return buckets
+
+
+@dataclass
+class Bucket:
+    """One flat buffer and the parameters whose gradients are views into it."""
+
+    index: int
+    params: list
+    names: list[str]
+    buffer: Any  # gradients, then one used slot per parameter, then the non-finite flag
+    views: list  # per parameter: its gradient-shaped view into buffer
+    grads: list  # per parameter: the Tensor wrapping that view (installed as .grad)
+    numel: int
+    wire: Any = None  # fp16 copy all-reduced instead of buffer when compressing
+    ready: list[bool] = field(default_factory=list)  # gradient final in this pass
+    used: list[bool] = field(default_factory=list)  # got (or had) a gradient since last finish
+    pending: int = 0
+    prepared: bool = False  # scaled, checked and flagged: ready to go on the wire
+    handle: Any = None
+
+    @property
+    def flag_slot(self) -> int:
+        return self.numel + len(self.params)
+
+
+def _make_bucket(index: int, params: list, names: list[str]) -> Bucket:
+    from lucid.autograd.function import xp_of  # noqa: PLC0415
+    from lucid.tensor import Tensor  # noqa: PLC0415
+
+    xp = xp_of(params[0].data)
+    numel = sum(int(p.data.size) for p in params)
+    buffer = xp.zeros(numel + len(params) + 1, dtype=params[0].dtype)
+    views, grads, offset = [], [], 0
+    for p in params:
+        view = buffer[offset : offset + p.data.size].reshape(p.shape)
+        views.append(view)
+        grads.append(Tensor._wrap(view, p.device))
+        offset += p.data.size
+    k = len(params)
+    return Bucket(index, params, names, buffer, views, grads, numel, ready=[False] * k, used=[False] * k, pending=k)
+
+
+class Reducer:
+    """Owns the buckets of a list of leaf parameters and all-reduces their gradients.
+
+    Args:
+        params: leaf tensors in registration order (those without requires_grad are
+            left out).
+        names: one name per parameter (for error messages).
+        transport: a transport of ``lucid.distributed.transport``.
+        world: number of ranks; gradients are averaged over it.
+        bucket_cap_mb, first_bucket_mb: bucket sizes.
+        compression: None, or "fp16" to send half the bytes.
+        predivide: divide by ``world`` before summing (no overflow in fp16) rather
+            than after.
+        max_in_flight: requests allowed in flight at once (more than one makes them
+            compete for the same cores and memory bandwidth).
+    """
+
+    def __init__(
+        self,
+        params: Sequence,
+        names: Sequence[str],
+        transport,
+        world: int,
+        bucket_cap_mb: float = 25,
+        first_bucket_mb: float = 1,
+        compression: str | None = None,
+        predivide: bool = True,
+        max_in_flight: int = 1,
+    ):
+        if compression not in COMPRESSIONS:
+            raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
+        if bucket_cap_mb <= 0 or first_bucket_mb <= 0:
+            raise ValueError(f"bucket sizes must be positive, got {bucket_cap_mb} and {first_bucket_mb} MB")
+        chosen = [(p, n) for p, n in zip(params, names) if p.requires_grad]
+        for p, n in chosen:
+            if not p.is_leaf:
+                raise ValueError(f"parameter {n!r} is not a leaf tensor; DDP needs leaf parameters")
+        self.transport, self.world = transport, int(world)
+        self.compression, self.predivide, self.max_in_flight = compression, predivide, max_in_flight
+        plan = plan_buckets([p for p, _ in chosen], int(bucket_cap_mb * MB), int(first_bucket_mb * MB))
+        self.buckets = [
+            _make_bucket(i, [chosen[j][0] for j in idx], [chosen[j][1] for j in idx]) for i, idx in enumerate(plan)
+        ]
+        self._where: dict[int, tuple[Bucket, int]] = {}
+        self._hooks = []
+        for b in self.buckets:
+            if compression == "fp16":
+                b.wire = b.buffer.astype(np.float16)
+            for i, p in enumerate(b.params):
+                self._where[id(p)] = (b, i)
+                self._hooks.append(p.register_post_accumulate_grad_hook(self._on_grad))
+        self.sync = True  # False inside no_sync(): gradients only accumulate locally
+        self.loss_nonfinite = False  # set by report_nonfinite(); rides in every bucket's flag
+        self.steps = 0
+        self.skipped_steps = 0
+        self.overlapped = 0  # buckets already started when the last finish() began
+        self._next = 0  # next bucket to start (index order)
+        self._in_flight: deque[Bucket] = deque()
+
+    # -- gradients as views ---------------------------------------------------------
+    def attach_grads(self) -> None:
+        """Make every parameter's ``.grad`` its bucket view (zeroed where it was None)."""
+        for b in self.buckets:
+            for i in range(len(b.params)):
+                self._adopt(b, i)
+
+    def _adopt(self, b: Bucket, i: int) -> None:
+        """Install the bucket view as ``.grad``: zeroed if there was none, else holding it."""
+        p, view = b.params[i], b.views[i]
+        g = p.grad
+        if g is None:
+            view[...] = 0
+            b.used[i] = False
+        elif g is b.grads[i] and g.data is view:
+            return
+        else:
+            view[...] = g.data  # the grad was replaced (e.g. by a new tensor): one copy
+            b.used[i] = True
+        p.grad = b.grads[i]
+
+    # -- backward hooks ---------------------------------------------------------------
+    def _on_grad(self, p) -> None:
+        b, i = self._where[id(p)]
+        self._adopt(b, i)
+        b.used[i] = True
+        if not self.sync:
+            return
+        if b.ready[i]:
+            raise RuntimeError(
+                f"DistributedDataParallel: parameter {b.names[i]!r} received a second gradient before "
+                "finish(); call ddp.finish() after every synchronised backward, or accumulate under no_sync()"
+            )
+        b.ready[i] = True
+        b.pending -= 1
+        if b.pending == 0:
+            self._prepare(b)
+            self._start_ready()
+        self._progress()
+
+    def _start_ready(self) -> None:
+        """Start buckets in index order while they are prepared and the in-flight limit allows."""
+        while (
+            self._next < len(self.buckets)
+            and self.buckets[self._next].prepared
+            and len(self._in_flight) < self.max_in_flight
+        ):
+            b = self.buckets[self._next]
+            b.handle = self.transport.start(b.buffer if b.wire is None else b.wire)
+            self._in_flight.append(b)
+            self._next += 1
+
+    def _prepare(self, b: Bucket) -> None:
+        """Scale (and cast) the gradients, fill the flag slots: done as soon as the bucket is
+        complete, so a bucket waiting for its turn costs nothing after backward."""
+        from lucid.autograd.function import xp_of  # noqa: PLC0415
+
+        xp = xp_of(b.buffer)
+        n, k = b.numel, len(b.params)
+        target = b.buffer if b.wire is None else b.wire
+        scale = 1.0 / self.world if self.predivide else 1.0
+        limit = FP16_MAX if b.wire is not None else None
+        bad = scale_and_check(b.buffer[:n], scale, out=None if b.wire is None else b.wire[:n], limit=limit)
+        target[n : n + k] = xp.asarray(b.used, dtype=target.dtype)
+        target[n + k] = bad | self.loss_nonfinite
+        b.prepared = True
+
+    def _progress(self) -> None:
+        """Let MPI advance the requests in flight; finish those done and start the next."""
+        while self._in_flight and self.transport.test(self._in_flight[0].handle):
+            self._complete(self._in_flight.popleft())
+            self._start_ready()
+
+    def _complete(self, b: Bucket) -> None:
+        n = b.numel
+        if b.wire is not None:
+            from lucid.autograd.function import xp_of  # noqa: PLC0415
+
+            xp_of(b.buffer).copyto(b.buffer, b.wire)  # float16 -> float32/64, flags included
+            if not self.predivide:
+                # the sum itself may have overflowed float16: same values everywhere, same verdict
+                if scale_and_check(b.buffer[:n], 1.0 / self.world):
+                    b.buffer[-1] = 1
+        elif not self.predivide and self.world > 1:
+            b.buffer[:n] *= 1.0 / self.world
+        b.handle = None
+
+    # -- end of step ------------------------------------------------------------------
+    def report_nonfinite(self) -> None:
+        """Mark this step non-finite on this rank (e.g. its loss); call before backward."""
+        self.loss_nonfinite = True
+
+    def finish(self) -> bool:
+        """Wait until every bucket is reduced; True when the step may be taken.
+
+        Must be called once per synchronised backward on every rank (also on a rank
+        that ran no backward: its buckets then hold zeros and it still takes part).
+        Inside ``no_sync()`` it returns True at once and communicates nothing.
+        """
+        if not self.sync:
+            return True
+        self.overlapped = self._next
+        for b in self.buckets:
+            if b.pending:  # parameters that got no gradient this pass
+                for i in range(len(b.params)):
+                    if not b.ready[i]:
+                        self._adopt(b, i)
+                b.pending = 0
+                self._prepare(b)
+        self._start_ready()
+        while self._in_flight:
+            b = self._in_flight.popleft()
+            with watch(f"DDP gradient all-reduce (bucket {b.index + 1} of {len(self.buckets)})"):
+                self.transport.wait(b.handle)
+            self._complete(b)
+            self._start_ready()
+        ok = self._read_flags()
+        self._reset()
+        self.steps += 1
+        if not ok:
+            self.skipped_steps += 1
+        return ok
+
+    def _read_flags(self) -> bool:
+        """Apply the reduced used flags; True when no rank saw a non-finite value."""
+        from lucid import _backend  # noqa: PLC0415
+
+        tails = [_backend.asnumpy(b.buffer[b.numel :]) for b in self.buckets]
+        ok = True
+        for b, tail in zip(self.buckets, tails):
+            for i, p in enumerate(b.params):
+                if tail[i] == 0:  # no rank gave it a gradient: as in one process, none
+                    p.grad = None
+            ok = ok and tail[-1] == 0
+        return bool(ok)
+
+    def _reset(self) -> None:
+        for b in self.buckets:
+            k = len(b.params)
+            b.ready = [False] * k
+            b.prepared = False
+            b.used = [p.grad is not None for p in b.params]  # a kept .grad counts as given
+            b.pending = k
+        self._next = 0
+        self.loss_nonfinite = False
+
+    def remove_hooks(self) -> None:
+        for remove in self._hooks:
+            remove()
+        self._hooks = []

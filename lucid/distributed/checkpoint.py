@@ -1,0 +1,289 @@
+"""Sharded checkpoints: every rank writes a disjoint, byte-balanced share; rank 0 commits.
+
+Layout of one checkpoint (``<dir>/step_00001200/``)::
+
+    shard-00000-of-00002.safetensors   tensors of rank 0's share
+    shard-00001-of-00002.safetensors   tensors of rank 1's share
+    rank-00000.json, rank-00001.json   each rank's own state (RNG)
+    state.json                         the non-tensor structure (step, epoch, scheduler,
+                                       sampler cursor, config, optimizer groups, ...)
+    manifest.json                      written LAST: format version, world size, tensor
+                                       index (name -> file, dtype, shape), per-file size
+                                       and sha256
+
+A checkpoint is written into ``.tmp-step_XXXXXXXX-<id>/``, every file fsynced; rank 0
+writes the manifest and renames the directory into place only after every rank has
+reported success, so a checkpoint directory is either complete or absent. Loading
+works at any world size: all ranks hold the full (replicated) training state, each
+rank verifies the checksums of a share of the files, and each reads every tensor it
+needs through memory-mapped safetensors.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import uuid
+import warnings
+from typing import Any
+
+import numpy as np
+
+from lucid import serialization
+from lucid.distributed import collectives, comm
+
+FORMAT = "lucid-checkpoint"
+VERSION = 1
+MANIFEST = "manifest.json"
+STATE = "state.json"
+_STEP_DIR = re.compile(r"^step_(\d{8,})$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, incomplete, corrupted or does not fit the model."""
+
+
+# -- naming and sharding -----------------------------------------------------------
+def step_dir_name(step: int) -> str:
+    return f"step_{step:08d}"
+
+
+def shard_name(rank: int, world: int) -> str:
+    return f"shard-{rank:05d}-of-{world:05d}.safetensors"
+
+
+def _readable(where: str) -> str:
+    """Encoder path "obj['model']['fc.weight']" -> "model/fc.weight" (tensor names in shards)."""
+    parts = re.findall(r"\[('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\]]*)\]", where)
+    return "/".join(p[1:-1] if p[:1] in "'\"" else p for p in parts) or where
+
+
+def assign_shards(sizes: dict[str, int], world: int) -> dict[str, int]:
+    """Tensor name -> rank: largest first onto the least-loaded rank (same result on every rank)."""
+    load = [0] * world
+    owner = {}
+    for name in sorted(sizes, key=lambda n: (-sizes[n], n)):
+        r = min(range(world), key=lambda i: (load[i], i))
+        owner[name] = r
+        load[r] += sizes[name]
+    return owner
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_durable(path: str, data: bytes) -> dict:
+    """Write ``data`` and fsync it; return its size and sha256 for the manifest."""
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- finding checkpoints -----------------------------------------------------------
+def committed(directory: str) -> list[str]:
+    """Committed checkpoints under ``directory`` (those with a manifest), oldest first."""
+    if not os.path.isdir(directory):
+        return []
+    found = []
+    for name in os.listdir(directory):
+        m = _STEP_DIR.match(name)
+        if m and os.path.isfile(os.path.join(directory, name, MANIFEST)):
+            found.append((int(m.group(1)), os.path.join(directory, name)))
+    return [p for _, p in sorted(found)]
+
+
+# -- saving ------------------------------------------------------------------------
+def save(directory: str, step: int, state: dict, rank_state: dict | None = None, keep_last: int = 0) -> str:
+    """Write ``state`` (identical on every rank) as a sharded checkpoint; collective.
+
+    ``state`` is a nested dict of plain values and tensors (model and optimizer state
+    dicts, scheduler, sampler cursor, ...); ``rank_state`` is this rank's own JSON-able
+    data (RNG states). Returns the committed directory. Older checkpoints beyond
+    ``keep_last`` (0 = keep all) are pruned after the commit.
+    """
+    rank, world = comm.rank(), comm.world_size()
+    final = os.path.join(directory, step_dir_name(step))
+    tmp = None
+    if rank == 0:
+        os.makedirs(directory, exist_ok=True)
+        _remove_stale_tmp(directory)
+        tmp = os.path.join(directory, f".tmp-{step_dir_name(step)}-{uuid.uuid4().hex[:8]}")
+        os.makedirs(tmp)
+    tmp = collectives.broadcast_object(tmp, 0)
+
+    enc = serialization._Encoder(name_of=_readable)
+    structure = enc.encode(state, "obj")
+    owner = assign_shards({n: a.nbytes for n, a in enc.arrays.items()}, world)
+    report: dict[str, Any] = {"rank": rank, "files": {}, "error": None}
+    try:
+        report["files"].update(_write_share(tmp, rank, world, enc.arrays, owner, rank_state))
+        if rank == 0:
+            text = json.dumps({"structure": structure}, allow_nan=False).encode()
+            report["files"][STATE] = _write_durable(os.path.join(tmp, STATE), text)
+    except Exception as exc:  # reported to rank 0, which then does not commit
+        report["error"] = f"{type(exc).__name__}: {exc}"
+    reports = collectives.all_gather_object(report)
+    failed = [r for r in reports if r["error"]]
+    if failed:
+        if rank == 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+        details = "; ".join(f"rank {r['rank']}: {r['error']}" for r in failed)
+        raise CheckpointError(f"checkpoint {final} was not written: {details}")
+    error = None
+    if rank == 0:
+        try:
+            _commit(tmp, final, step, world, enc.arrays, owner, reports)
+            if keep_last:
+                for old in committed(directory)[:-keep_last]:
+                    shutil.rmtree(old, ignore_errors=True)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+    error = collectives.broadcast_object(error, 0)
+    if error:
+        raise CheckpointError(f"checkpoint {final} was not committed: {error}")
+    return final
+
+
+def _write_share(tmp: str, rank: int, world: int, arrays: dict, owner: dict, rank_state: dict | None) -> dict:
+    """This rank's shard and rank-state file; returns their manifest entries."""
+    import safetensors.numpy  # noqa: PLC0415
+
+    mine = {n: a for n, a in arrays.items() if owner[n] == rank}  # the encoder made them C-contiguous
+    files = {}
+    name = shard_name(rank, world)
+    files[name] = _write_durable(os.path.join(tmp, name), safetensors.numpy.save(mine))
+    rank_file = f"rank-{rank:05d}.json"
+    text = json.dumps(rank_state or {}, allow_nan=False).encode()
+    files[rank_file] = _write_durable(os.path.join(tmp, rank_file), text)
+    return files
+
+
+def _commit(tmp: str, final: str, step: int, world: int, arrays: dict, owner: dict, reports: list) -> None:
+    """Rank 0: manifest last, then an atomic rename of the directory into place."""
+    from lucid import __version__  # noqa: PLC0415
+
+    files = {}
+    for r in reports:
+        files.update(r["files"])
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "lucid_version": __version__,
+        "step": step,
+        "world_size": world,
+        "tensors": {
+            n: {"file": shard_name(owner[n], world), "dtype": str(a.dtype), "shape": list(a.shape)}
+            for n, a in arrays.items()
+        },
+        "files": files,
+    }
+    _write_durable(os.path.join(tmp, MANIFEST), json.dumps(manifest, indent=1).encode())
+    _fsync_dir(tmp)
+    if os.path.exists(final):  # an older checkpoint of the same step (e.g. a re-run)
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+    _fsync_dir(os.path.dirname(final) or ".")
+
+
+def _remove_stale_tmp(directory: str) -> None:
+    """Leftovers of writes that died before their commit (never loadable)."""
+    for name in os.listdir(directory):
+        if name.startswith(".tmp-step_"):
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+
+
+# -- loading -----------------------------------------------------------------------
+def read_manifest(path: str) -> dict:
+    file = os.path.join(path, MANIFEST)
+    try:
+        with open(file) as fh:
+            manifest = json.load(fh)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is not a committed checkpoint (no {MANIFEST})") from None
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{file} is corrupted: {exc}") from None
+    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise CheckpointError(
+            f"{file}: format {manifest.get('format')!r} version {manifest.get('version')!r}; "
+            f"this lucid reads {FORMAT!r} version {VERSION}"
+        )
+    return manifest
+
+
+def verify(path: str, manifest: dict) -> None:
+    """Check sizes and checksums; each rank checks a share of the files, all learn the result."""
+    rank, world = comm.rank(), comm.world_size()
+    problems = []
+    for i, (name, entry) in enumerate(sorted(manifest["files"].items())):
+        if i % world != rank:
+            continue
+        file = os.path.join(path, name)
+        if not os.path.isfile(file):
+            problems.append(f"{file} is missing")
+        elif os.path.getsize(file) != entry["size"]:
+            problems.append(f"{file} has {os.path.getsize(file)} bytes, the manifest says {entry['size']} (truncated?)")
+        elif _sha256(file) != entry["sha256"]:
+            problems.append(f"{file} does not match its sha256 checksum (corrupted)")
+    problems = [p for ps in collectives.all_gather_object(problems) for p in ps]
+    if problems:
+        raise CheckpointError("; ".join(problems))
+
+
+def load(path: str, map_location: Any = None) -> tuple[dict, dict, dict]:
+    """Read a checkpoint written at any world size; collective.
+
+    ``map_location`` places tensors as in ``lucid.load`` (e.g. "cpu", or the rank's GPU).
+    Returns (state, this rank's rank_state or {} when the world size changed, manifest).
+    """
+    manifest = read_manifest(path)
+    verify(path, manifest)
+    import safetensors  # noqa: PLC0415
+
+    arrays = {}
+    by_file: dict[str, list[str]] = {}
+    for name, entry in manifest["tensors"].items():
+        by_file.setdefault(entry["file"], []).append(name)
+    for file, names in by_file.items():
+        with safetensors.safe_open(os.path.join(path, file), framework="numpy") as fh:
+            for name in names:
+                arrays[name] = fh.get_tensor(name)
+    with open(os.path.join(path, STATE)) as fh:
+        structure = json.load(fh)["structure"]
+    state = serialization._Decoder(arrays, serialization._device_map(map_location)).decode(structure)
+    rank_state = {}
+    rank_file = os.path.join(path, f"rank-{comm.rank():05d}.json")
+    if manifest["world_size"] == comm.world_size() and os.path.isfile(rank_file):
+        with open(rank_file) as fh:
+            rank_state = json.load(fh)
+    return state, rank_state, manifest
+
+
+def load_latest(directory: str, map_location: Any = None) -> tuple[str, tuple[dict, dict, dict]] | None:
+    """The newest committed checkpoint that verifies; corrupted ones are skipped with a warning.
+
+    Returns (path, load(path)) or None when there is no usable checkpoint.
+    """
+    for path in reversed(committed(directory)):
+        try:
+            return path, load(path, map_location)
+        except CheckpointError as exc:
+            if comm.rank() == 0:
+                warnings.warn(f"skipping checkpoint {path}: {exc}; trying the previous one", stacklevel=2)
+    return None

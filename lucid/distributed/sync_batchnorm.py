@@ -1,0 +1,77 @@
+"""SyncBatchNorm: BatchNorm2d whose training statistics come from the whole global batch.
+
+It is BatchNorm2d with one change: in training mode the kernel
+(``lucid.ops.batch_norm``) gets ``stats_reduce`` = a sum all-reduce over ranks. The
+kernel packs its local per-channel statistics into one small float64 array — in
+forward [count, sum x, sum x^2], in backward [sum dy, sum dy*(x - mean)] — and
+every entry is a plain sum over samples, so summing over ranks gives exactly the
+statistics of the concatenated batch: ranks with different (even zero) local batch
+sizes are weighted by their counts, and the running statistics (unbiased variance
+over the global count) are identical on every rank. Eval mode uses the running
+statistics and communicates nothing.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from lucid.distributed import comm as _comm
+from lucid.distributed.collectives import all_reduce
+from lucid.nn import functional as F
+from lucid.nn.module import Module
+from lucid.nn.normalization import BatchNorm2d
+
+
+def sum_over_ranks(packed):
+    """The ``stats_reduce`` of SyncBatchNorm: sum the packed statistics over all ranks, in place."""
+    return all_reduce(packed, "sum")
+
+
+class SyncBatchNorm(BatchNorm2d):
+    """Batch normalisation over the batch of all ranks together (PyTorch's nn.SyncBatchNorm).
+
+    Same arguments, parameters and buffers as ``BatchNorm2d``; the input may be
+    (N, C), (N, C, L) or (N, C, H, W). Every rank must call forward (and backward)
+    in training mode, also a rank whose local batch is empty (N = 0).
+    """
+
+    def forward(self, input: Any):
+        if input.ndim not in (2, 3, 4):
+            raise ValueError(
+                f"SyncBatchNorm: expected 2-D, 3-D or 4-D input, got {input.ndim}-D input of shape {input.shape}"
+            )
+        momentum = self.momentum_for_step()
+        batch_stats = self.training or (self.running_mean is None and self.running_var is None)
+        use_running = not self.training or self.track_running_stats
+        sync = self.training and _comm.world_size() > 1
+        return F.batch_norm(
+            input,
+            self.running_mean if use_running else None,
+            self.running_var if use_running else None,
+            self.weight,
+            self.bias,
+            batch_stats,
+            momentum,
+            self.eps,
+            stats_reduce=sum_over_ranks if sync else None,
+        )
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module: Module) -> Module:
+        """Replace every BatchNorm2d in ``module`` by a SyncBatchNorm sharing its parameters and buffers.
+
+        Returns the converted module (a new object when ``module`` itself is a
+        BatchNorm2d); training mode and state are kept.
+        """
+        out = module
+        if isinstance(module, BatchNorm2d) and not isinstance(module, cls):
+            out = cls.__new__(cls)
+            Module.__init__(out)
+            # settings (num_features, eps, momentum, affine, ..., training), not registries or hooks
+            out.__dict__.update({k: v for k, v in module.__dict__.items() if not k.startswith("_")})
+            for name, param in module._parameters.items():
+                out.register_parameter(name, param)
+            for name, buf in module._buffers.items():
+                out.register_buffer(name, buf, persistent=name not in module._non_persistent_buffers)
+        for name, child in module.named_children():
+            out.add_module(name, cls.convert_sync_batchnorm(child))
+        return out

@@ -1,0 +1,64 @@
+"""Activation modules: ReLU, Sigmoid, Softmax, LogSoftmax."""
+from __future__ import annotations
+
+from lucid.nn import functional as F
+from lucid.nn.module import Module
+from lucid.tensor import Tensor
+
+
+class ReLU(Module):
+    """max(x, 0) elementwise.
+
+    ``inplace`` is accepted for PyTorch compatibility; lucid always returns a new
+    tensor (the output is what backward keeps, so nothing is saved by overwriting x).
+    """
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.relu(input)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class Sigmoid(Module):
+    """1 / (1 + exp(-x)) elementwise."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.sigmoid(input)
+
+
+def _implicit_dim(ndim: int) -> int:
+    """PyTorch's legacy choice when no ``dim`` is given: 0 for 0-, 1- and 3-d input, else 1."""
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+class Softmax(Module):
+    """exp(x_i) / sum_j exp(x_j) along ``dim``."""
+
+    def __init__(self, dim: int | None = None):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.softmax(input, _implicit_dim(input.ndim) if self.dim is None else self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Module):
+    """log(softmax(x)) along ``dim``, computed stably."""
+
+    def __init__(self, dim: int | None = None):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.log_softmax(input, _implicit_dim(input.ndim) if self.dim is None else self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"

@@ -1,0 +1,7 @@
+"""Optimizers and learning-rate schedules with PyTorch's names and update formulas."""
+from lucid.optim import lr_scheduler
+from lucid.optim.adamw import AdamW
+from lucid.optim.optimizer import Optimizer
+from lucid.optim.sgd import SGD
+
+__all__ = ["AdamW", "Optimizer", "SGD", "lr_scheduler"]

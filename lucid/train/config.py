@@ -1,0 +1,252 @@
+"""Typed run configuration: TOML -> dataclasses, validated key by key.
+
+A run config has five tables — ``[model]``, ``[data]``, ``[optim]``, ``[schedule]``,
+``[run]`` — each a dataclass below. Every field carries its type and, where it
+matters, a range check; an unknown key, a wrong type or an out-of-range value is a
+``ConfigError`` naming the key and the file. ``--set a.b=value`` overrides use the
+same path, with the value parsed as a TOML literal.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+
+class ConfigError(ValueError):
+    """A config value is missing, unknown, of the wrong type or out of range."""
+
+
+def _check(predicate: Callable[[Any], bool], message: str):
+    return {"check": (predicate, message)}
+
+
+def _positive():
+    return _check(lambda v: v > 0, "must be > 0")
+
+
+def _non_negative():
+    return _check(lambda v: v >= 0, "must be >= 0")
+
+
+def _one_of(*choices):
+    return _check(lambda v: v in choices, f"must be one of {', '.join(map(repr, choices))}")
+
+
+@dataclass
+class ModelConfig:
+    """Which network: a registered factory name plus keyword overrides for it."""
+
+    name: str = "resnet_18"
+    num_classes: int = field(default=1000, metadata=_positive())
+    overrides: dict = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from and how they are augmented and batched."""
+
+    source: str = field(default="folder", metadata=_one_of("folder", "fake"))
+    root: str = "data"
+    train_split: str = "train"
+    val_split: str = "val"
+    image_size: int = field(default=224, metadata=_positive())
+    channels: int = field(default=3, metadata=_one_of(1, 3))
+    train_preset: str = "imagenet_train"
+    eval_preset: str = "imagenet_eval"
+    train_preset_args: dict = field(default_factory=dict)  # extra keyword arguments of the preset
+    eval_preset_args: dict = field(default_factory=dict)
+    batch_size: int = field(default=32, metadata=_positive())  # per rank
+    eval_batch_size: int = field(default=0, metadata=_non_negative())  # 0 = batch_size
+    workers: int = field(default=2, metadata=_non_negative())
+    on_error: str = field(default="raise", metadata=_one_of("raise", "skip"))
+    fake_train_samples: int = field(default=256, metadata=_positive())
+    fake_val_samples: int = field(default=64, metadata=_positive())
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer; ``lr`` is per 256 images and scaled by the global batch (linear scaling rule)."""
+
+    name: str = field(default="sgd", metadata=_one_of("sgd", "adamw"))
+    lr: float = field(default=0.1, metadata=_positive())
+    scale_lr: bool = True
+    momentum: float = field(default=0.9, metadata=_check(lambda v: 0 <= v < 1, "must be in [0, 1)"))
+    nesterov: bool = False
+    betas: list = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = field(default=1e-8, metadata=_positive())
+    weight_decay: float = field(default=1e-4, metadata=_non_negative())
+    decay_bn_and_bias: bool = False
+    label_smoothing: float = field(default=0.0, metadata=_check(lambda v: 0 <= v < 1, "must be in [0, 1)"))
+
+
+@dataclass
+class ScheduleConfig:
+    """Learning-rate schedule per step: linear warmup, then cosine, multistep or constant."""
+
+    name: str = field(default="cosine", metadata=_one_of("cosine", "multistep", "constant"))
+    warmup_epochs: float = field(default=0.0, metadata=_non_negative())
+    warmup_start_factor: float = field(default=0.01, metadata=_check(lambda v: 0 < v <= 1, "must be in (0, 1]"))
+    milestones: list = field(default_factory=lambda: [30, 60, 80])  # epochs
+    gamma: float = field(default=0.1, metadata=_positive())
+    min_lr: float = field(default=0.0, metadata=_non_negative())
+
+
+@dataclass
+class RunConfig:
+    """Length, seeding, parallelism options, intervals and where outputs go."""
+
+    name: str = "run"
+    output_dir: str = "runs"
+    epochs: int = field(default=1, metadata=_positive())
+    max_steps: int = field(default=0, metadata=_non_negative())  # 0 = no limit (debug runs use a few)
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = field(default="float32", metadata=_one_of("float32", "float64"))
+    sync_bn: bool = True
+    grad_accum: int = field(default=1, metadata=_positive())
+    fp16_compression: bool = False
+    log_interval: int = field(default=20, metadata=_positive())  # steps
+    eval_interval: int = field(default=1, metadata=_non_negative())  # epochs; 0 = only at the end
+    ckpt_interval: int = field(default=0, metadata=_non_negative())  # steps; 0 = at each epoch end
+    keep_last: int = field(default=3, metadata=_positive())
+    progress: bool = True
+    log_samples: bool = False  # append each step's sample ids to samples-rank<r>.jsonl (debugging)
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        """The config as TOML text (what ``--print-config`` shows and checkpoints store)."""
+        lines = []
+        for section, values in self.to_dict().items():
+            nested = {k: v for k, v in values.items() if isinstance(v, dict)}
+            lines.append(f"[{section}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in values.items() if k not in nested]
+            for k, v in nested.items():
+                lines.append(f"\n[{section}.{k}]")
+                lines += [f"{kk} = {_toml_value(vv)}" for kk, vv in v.items()]
+            lines.append("")
+        return "\n".join(lines)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    return repr(v)
+
+
+_TYPES = {"str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict}
+
+
+def _type_ok(value: Any, type_name: str) -> tuple[bool, Any]:
+    """Whether ``value`` fits the field type; ints are accepted (and converted) for floats."""
+    kind = _TYPES[type_name]
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    return isinstance(value, kind), value
+
+
+def _build(cls, values: dict, where: str, source: str):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: [{where}] must be a table, got {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key {where}.{unknown[0]} (valid keys in [{where}]: {', '.join(sorted(fields))})"
+        )
+    kwargs = {}
+    for name, value in values.items():
+        f = fields[name]
+        ok, value = _type_ok(value, f.type)
+        if not ok:
+            raise ConfigError(f"{source}: {where}.{name} must be of type {f.type}, got {value!r}")
+        check = f.metadata.get("check")
+        if check and not check[0](value):
+            raise ConfigError(f"{source}: {where}.{name} = {value!r} {check[1]}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict, source: str = "<config>") -> TrainConfig:
+    """Validate a nested dict (as read from TOML) into a TrainConfig."""
+    sections = {f.name: f.default_factory for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(data) - set(sections))
+    if unknown:
+        raise ConfigError(f"{source}: unknown table [{unknown[0]}] (valid tables: {', '.join(sections)})")
+    built = {}
+    for name, factory in sections.items():
+        built[name] = _build(type(factory()), data.get(name, {}), name, source)
+    cfg = TrainConfig(**built)
+    _check_consistency(cfg, source)
+    return cfg
+
+
+def _check_consistency(cfg: TrainConfig, source: str) -> None:
+    betas = cfg.optim.betas
+    if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
+        raise ConfigError(f"{source}: optim.betas must be two numbers in [0, 1), got {betas!r}")
+    if any(not isinstance(m, int) or m <= 0 for m in cfg.schedule.milestones) or cfg.schedule.milestones != sorted(
+        cfg.schedule.milestones
+    ):
+        raise ConfigError(f"{source}: schedule.milestones must be increasing positive epochs, got {cfg.schedule.milestones!r}")
+    if cfg.schedule.warmup_epochs > cfg.run.epochs:
+        raise ConfigError(
+            f"{source}: schedule.warmup_epochs = {cfg.schedule.warmup_epochs} is longer than run.epochs = {cfg.run.epochs}"
+        )
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b=value`` -> (["a", "b"], value); the value is a TOML literal, else a bare string."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. optim.lr=0.05")
+    key, raw = text.split("=", 1)
+    path = [p.strip() for p in key.strip().split(".")]
+    if len(path) < 2 or not all(path):
+        raise ConfigError(f"--set {text!r}: the key must be table.key, e.g. run.epochs=3")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return path, value
+
+
+def load_config(path: str, overrides: list[str] = ()) -> TrainConfig:
+    """Read a TOML run config, apply ``--set`` overrides, validate."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {text!r}: {k} is not a table in {path}")
+        node[keys[-1]] = value
+    source = path + (" (with --set overrides)" if overrides else "")
+    return config_from_dict(data, source)

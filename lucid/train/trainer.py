@@ -1,0 +1,285 @@
+"""Trainer: the training loop of ``launch.train``, the same code for one process or N ranks.
+
+Per optimizer step: ``grad_accum`` micro-batches (all but the last under ``no_sync``),
+the bucketed all-reduce finished by ``ddp.finish()`` (False when any rank saw a
+non-finite value: every rank skips the step), the optimizer step, then the per-step
+learning-rate schedule. Checkpoints hold everything needed to continue exactly —
+also at another world size, where the global batch is kept and split anew.
+"""
+from __future__ import annotations
+
+import os
+import time
+from contextlib import nullcontext
+
+import numpy as np
+
+import lucid
+import lucid.distributed as dist
+import lucid.nn.functional as F
+from lucid.distributed import checkpoint
+from lucid.models import create_model
+from lucid.train.config import TrainConfig
+from lucid.train.data_setup import build_data
+from lucid.train.logging import MetricsLog, Progress
+from lucid.train.optim_setup import build_optimizer, build_scheduler
+
+
+class Trainer:
+    """One run: model, data, optimizer and schedule built from ``cfg`` on every rank.
+
+    Args:
+        cfg: the validated run config.
+        resume: None (fresh start), "auto" (newest usable checkpoint of this run, if any)
+            or the path of a checkpoint directory.
+    """
+
+    def __init__(self, cfg: TrainConfig, resume: str | None = None):
+        self.cfg = cfg
+        dist.init()
+        self.rank, self.world = dist.rank(), dist.world_size()
+        self.main = self.rank == 0
+        self.device = dist.device() if cfg.run.device != "cpu" else "cpu"
+        self.run_dir = os.path.join(cfg.run.output_dir, cfg.run.name)
+        self.ckpt_dir = os.path.join(self.run_dir, "checkpoints")
+        self.log = MetricsLog(self.run_dir, self.main)
+        self.progress = Progress(self.main, cfg.run.progress)
+        loaded = self._find_checkpoint(resume)
+        self._settle_batch(loaded)
+        lucid.manual_seed(cfg.run.seed)
+        self.model = self._build_model()
+        self.data = build_data(cfg.data, cfg.model.num_classes, self.rank, self.world, cfg.run.seed)
+        self.ddp = dist.DistributedDataParallel(self.model, compression="fp16" if cfg.run.fp16_compression else None)
+        self.optimizer = build_optimizer(self.model, cfg.optim, self.global_batch)
+        self.steps_per_epoch = len(self.data.train_loader) // cfg.run.grad_accum
+        if self.steps_per_epoch < 1:
+            raise ValueError(
+                f"run.grad_accum = {cfg.run.grad_accum} is more than the {len(self.data.train_loader)} batches of an epoch"
+            )
+        self.scheduler = build_scheduler(self.optimizer, cfg.schedule, self.steps_per_epoch, cfg.run.epochs)
+        self.step = self.epoch = self.skipped = 0
+        self.last_eval: dict | None = None
+        if loaded is not None:
+            self._restore(*loaded)
+
+    # -- set-up --------------------------------------------------------------------
+    def _build_model(self):
+        cfg = self.cfg
+        model = create_model(cfg.model.name, num_classes=cfg.model.num_classes, **cfg.model.overrides)
+        model = model.to(self.device).to(cfg.run.dtype)
+        if cfg.run.sync_bn and self.world > 1:
+            model = dist.SyncBatchNorm.convert_sync_batchnorm(model)
+        return model
+
+    def _find_checkpoint(self, resume: str | None):
+        """(path, state, rank_state) of the checkpoint to resume from, or None."""
+        if resume is None:
+            return None
+        if resume == "auto":
+            found = checkpoint.load_latest(self.ckpt_dir, map_location=self.device)
+            if found is None:
+                self.progress.write(f"no checkpoint under {self.ckpt_dir}: starting fresh")
+                return None
+            path, (state, rank_state, _) = found
+        else:
+            path = resume
+            state, rank_state, _ = checkpoint.load(path, map_location=self.device)
+        return path, state, rank_state
+
+    def _settle_batch(self, loaded) -> None:
+        """Keep the checkpoint's global batch at any world size (so the maths of a step is unchanged)."""
+        d, run = self.cfg.data, self.cfg.run
+        self.global_batch = d.batch_size * self.world * run.grad_accum
+        if loaded is None:
+            return
+        saved = loaded[1]["global_batch"]
+        if saved == self.global_batch:
+            return
+        per_rank, rest = divmod(saved, self.world * run.grad_accum)
+        if rest or per_rank < 1:
+            raise ValueError(
+                f"{loaded[0]} was trained with a global batch of {saved}, which {self.world} ranks x "
+                f"grad_accum {run.grad_accum} cannot split evenly; choose a world size that divides it"
+            )
+        self.progress.write(f"resuming at world size {self.world}: data.batch_size {d.batch_size} -> {per_rank} per rank (global batch {saved})")
+        d.batch_size = per_rank
+        self.global_batch = saved
+
+    # -- checkpoints ---------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs (identical on every rank)."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "sampler": self.data.train_loader.state_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "skipped_steps": self.skipped,
+            "global_batch": self.global_batch,
+            "config": self.cfg.to_dict(),
+            "lucid_version": lucid.__version__,
+        }
+
+    def save(self) -> str:
+        path = checkpoint.save(
+            self.ckpt_dir,
+            self.step,
+            self.state_dict(),
+            rank_state={"rng": lucid.random.get_rng_state()},
+            keep_last=self.cfg.run.keep_last,
+        )
+        self.log.write("checkpoint", step=self.step, epoch=self.epoch, path=path)
+        return path
+
+    def _restore(self, path: str, state: dict, rank_state: dict) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise checkpoint.CheckpointError(f"{path} does not fit model {self.cfg.model.name!r}: {exc}") from None
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.data.train_loader.load_state_dict(state["sampler"])
+        self.step, self.epoch, self.skipped = state["step"], state["epoch"], state["skipped_steps"]
+        if self.data.train_sampler.epoch_done or self._epoch_step() >= self.steps_per_epoch:
+            self.epoch += 1
+        if "rng" in rank_state:
+            lucid.random.set_rng_state(rank_state["rng"])
+        self.progress.write(f"resumed from {path} at step {self.step} (epoch {self.epoch + 1})")
+
+    def _epoch_step(self) -> int:
+        """Optimizer steps already taken in the current epoch (from the sampler's cursor)."""
+        sampler = self.data.train_sampler
+        if sampler.epoch != self.epoch:
+            return 0
+        return sampler.consumed // self.global_batch
+
+    # -- the loop ------------------------------------------------------------------
+    def fit(self) -> dict:
+        """Train to ``run.epochs`` (or ``run.max_steps``), evaluating and checkpointing on the way."""
+        run = self.cfg.run
+        start = time.perf_counter()
+        first_step = self.step
+        while self.epoch < run.epochs and not self._done():
+            self.train_epoch()
+            if run.ckpt_interval == 0 and not self._done():
+                self.save()
+            if run.eval_interval and (self.epoch + 1) % run.eval_interval == 0:
+                self.evaluate()
+            self.epoch += 1
+        if self.last_eval is None or self.last_eval["step"] != self.step:
+            self.evaluate()
+        if run.ckpt_interval == 0 or self.step % run.ckpt_interval:
+            self.save()
+        elapsed = time.perf_counter() - start
+        ev = self.last_eval
+        summary = {
+            "steps": self.step,
+            "epochs": self.epoch,
+            "skipped_steps": self.skipped,
+            "val_top1": ev["top1"],
+            "val_top5": ev["top5"],
+            "val_loss": ev["loss"],
+            "seconds": round(elapsed, 1),
+            "img_per_s": round((self.step - first_step) * self.global_batch / max(elapsed, 1e-9), 1),
+        }
+        self.log.write("summary", **summary)
+        self.progress.write(
+            f"done: {self.step} steps, val top-1 {ev['top1']:.2f}%  top-5 {ev['top5']:.2f}%  "
+            f"loss {ev['loss']:.4f}  ({summary['seconds']} s, {summary['img_per_s']} img/s, "
+            f"{self.skipped} skipped steps)"
+        )
+        return summary
+
+    def _done(self) -> bool:
+        return bool(self.cfg.run.max_steps) and self.step >= self.cfg.run.max_steps
+
+    def train_epoch(self) -> None:
+        run = self.cfg.run
+        loader = self.data.train_loader
+        loader.set_epoch(self.epoch)
+        self.model.train()
+        done = self._epoch_step()
+        self.progress.start(self.epoch, run.epochs, self.steps_per_epoch, done)
+        ids = loader.sampler.indices() if run.log_samples else None
+        batches = iter(loader)
+        window = {"loss": 0.0, "count": 0, "time": time.perf_counter(), "steps": 0}
+        for step_in_epoch in range(done, self.steps_per_epoch):
+            if self._done():
+                break
+            loss = self._train_step(batches)
+            if ids is not None:
+                b = self.cfg.data.batch_size * run.grad_accum
+                k = step_in_epoch - done
+                self._log_samples(ids[k * b : (k + 1) * b])
+            window["loss"] += loss
+            window["count"] += 1
+            window["steps"] += 1
+            self.progress.step()
+            if self.step % run.log_interval == 0 or step_in_epoch == self.steps_per_epoch - 1:
+                self._log_window(window)
+            if run.ckpt_interval and self.step % run.ckpt_interval == 0:
+                self.save()
+        self.progress.close()
+
+    def _train_step(self, batches) -> float:
+        """One optimizer step over grad_accum micro-batches; returns this rank's mean loss."""
+        accum = self.cfg.run.grad_accum
+        total = 0.0
+        for k in range(accum):
+            images, labels = next(batches)
+            images = images.to(self.device).to(self.cfg.run.dtype)
+            labels = labels.to(self.device)
+            with self.ddp.no_sync() if k < accum - 1 else nullcontext():
+                logits = self.ddp(images)
+                loss = F.cross_entropy(logits, labels, label_smoothing=self.cfg.optim.label_smoothing)
+                (loss / accum if accum > 1 else loss).backward()
+            total += loss.item()
+        if self.ddp.finish():
+            self.optimizer.step()
+        else:
+            self.skipped += 1
+            self.log.write("skipped_step", step=self.step + 1, reason="non-finite loss or gradient on some rank")
+            self.progress.write(f"step {self.step + 1}: non-finite loss or gradient on some rank; step skipped")
+        self.optimizer.zero_grad()
+        self.scheduler.step()
+        self.step += 1
+        return total / accum
+
+    def _log_window(self, window: dict) -> None:
+        """Global mean loss over the last steps, lr and throughput; resets the window."""
+        sums = dist.all_reduce(np.array([window["loss"], window["count"]], dtype=np.float64))
+        loss = sums[0] / max(sums[1], 1)
+        elapsed = time.perf_counter() - window["time"]
+        ips = window["steps"] * self.global_batch / max(elapsed, 1e-9)
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.log.write("train", step=self.step, epoch=self.epoch, loss=float(loss), lr=lr, img_per_s=round(ips, 2))
+        self.progress.show(loss=f"{loss:.4f}", lr=f"{lr:.4g}", img_s=f"{ips:.1f}")
+        window.update(loss=0.0, count=0, time=time.perf_counter(), steps=0)
+
+    def _log_samples(self, ids) -> None:
+        path = os.path.join(self.run_dir, f"samples-rank{self.rank}.jsonl")
+        os.makedirs(self.run_dir, exist_ok=True)
+        with open(path, "a") as fh:
+            fh.write(f'{{"step": {self.step}, "world": {self.world}, "ids": {[int(i) for i in ids]}}}\n')
+
+    # -- evaluation ----------------------------------------------------------------
+    def evaluate(self) -> dict:
+        """Exact top-1/top-5 and mean loss over the whole validation set (every rank a share)."""
+        self.model.eval()
+        k = min(5, self.cfg.model.num_classes)
+        meter = dist.ClassificationMeter(topk=(1, k))
+        with lucid.no_grad():
+            for images, labels in self.data.val_loader:
+                logits = self.model(images.to(self.device).to(self.cfg.run.dtype))
+                labels = labels.to(self.device)
+                meter.update(logits, labels, loss_sum=F.cross_entropy(logits, labels, reduction="sum").item())
+        stats = meter.compute()
+        self.model.train()
+        self.last_eval = {"step": self.step, "top1": stats["top1"], "top5": stats[f"top{k}"], "loss": stats["loss"]}
+        self.log.write("eval", step=self.step, epoch=self.epoch, count=stats["count"], **{m: self.last_eval[m] for m in ("top1", "top5", "loss")})
+        self.progress.write(
+            f"eval at step {self.step} (epoch {self.epoch + 1}): top-1 {stats['top1']:.2f}%  "
+            f"top-{k} {stats[f'top{k}']:.2f}%  loss {stats['loss']:.4f}  ({stats['count']} images)"
+        )
+        return self.last_eval

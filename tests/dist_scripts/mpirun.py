@@ -1,0 +1,78 @@
+"""Run a script under a real ``mpiexec -n N`` with a timeout and collect what its ranks report.
+
+Scripts call ``script_io.report(rank, **values)``; each rank's values come back as a
+dict and tests assert on them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parent
+ROOT = SCRIPTS.parents[1]
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    results: dict[int, dict]  # rank -> what script_io.report() wrote
+
+
+def mpiexec() -> str:
+    exe = shutil.which("mpiexec")
+    if exe is None:
+        pytest.skip("mpiexec is not on PATH")
+    return exe
+
+
+def mpirun(script: str, n: int, *args: str, timeout: float = 60, env: dict | None = None) -> Run:
+    """``mpiexec -n n python tests/dist_scripts/<script> args``; kills the whole group on timeout."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
+    for key, value in (env or {}).items():  # None removes a variable
+        if value is None:
+            full_env.pop(key, None)
+        else:
+            full_env[key] = value
+    folder = tempfile.mkdtemp(prefix="lucid-dist-")
+    full_env["LUCID_TEST_RESULTS"] = folder
+    cmd = [mpiexec(), "-n", str(n), sys.executable, str(SCRIPTS / script), *map(str, args)]
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env, start_new_session=True
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"mpiexec -n {n} {script} timed out after {timeout} s\nstdout:\n{out}\nstderr:\n{err}")
+    seconds = time.monotonic() - start
+    results = {}
+    for path in Path(folder).glob("rank*.json"):
+        data = json.loads(path.read_text())
+        results[data["rank"]] = data
+    shutil.rmtree(folder, ignore_errors=True)
+    return Run(proc.returncode, out, err, seconds, results)
+
+
+def run_ok(script: str, n: int, *args: str, timeout: float = 60, env: dict | None = None) -> dict[int, dict]:
+    """Run, require exit 0 and one RESULT per rank, return the results by rank."""
+    run = mpirun(script, n, *args, timeout=timeout, env=env)
+    assert run.returncode == 0, f"exit {run.returncode}\nstdout:\n{run.stdout}\nstderr:\n{run.stderr}"
+    res = run.results
+    assert sorted(res) == list(range(n)), f"missing ranks: {sorted(res)}\n{run.stdout}\n{run.stderr}"
+    return res

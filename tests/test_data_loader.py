@@ -1,0 +1,190 @@
+"""DataLoader: same batches for any worker count, resume, errors, worker cleanup, tqdm."""
+import multiprocessing
+import os
+
+import numpy as np
+import pytest
+
+import lucid
+from lucid.data import DataLoader, DistributedSampler, ImageFolder, ImageLoadError, imagenet_train, make_fake_image_folder
+from lucid.data.transforms import Compose, Resize, ToArray
+
+KINDS = (("RGB", "JPEG", ".jpg"), ("L", "PNG", ".png"), ("RGBA", "PNG", ".png"), ("CMYK", "JPEG", ".jpg"))
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    return make_fake_image_folder(tmp_path_factory.mktemp("loader"), num_classes=3, per_class=9, kinds=KINDS)
+
+
+@pytest.fixture(scope="module")
+def dataset(tree):
+    return ImageFolder(tree, transform=imagenet_train(24, color_jitter=0.3, lighting=0.1))
+
+
+def arrays(loader):
+    return [(x.numpy().copy(), y.numpy().copy()) for x, y in loader]
+
+
+def assert_same(a, b):
+    assert len(a) == len(b)
+    for (xa, ya), (xb, yb) in zip(a, b):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+
+
+def test_batch_contract(dataset):
+    loader = DataLoader(dataset, batch_size=4, shuffle=True)
+    assert len(loader) == 7
+    batches = list(loader)
+    images, labels = batches[0]
+    assert isinstance(images, lucid.Tensor) and images.shape == (4, 3, 24, 24) and images.dtype == np.float32
+    assert images.data.transpose(0, 2, 3, 1).flags.c_contiguous  # NHWC memory
+    assert labels.dtype == np.int64 and labels.shape == (4,)
+    assert [len(b[1]) for b in batches] == [4] * 6 + [3]
+    assert sorted(np.concatenate([b[1].numpy() for b in batches]).tolist()) == sorted(dataset.targets)
+    assert len(DataLoader(dataset, batch_size=4, drop_last=True)) == 6 == len(list(DataLoader(dataset, batch_size=4, drop_last=True)))
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_workers_give_the_same_batches_in_the_same_order(dataset, mode):
+    reference = arrays(DataLoader(dataset, batch_size=5, shuffle=True, seed=3))
+    parallel = arrays(DataLoader(dataset, batch_size=5, shuffle=True, seed=3, num_workers=2, worker_mode=mode))
+    assert_same(reference, parallel)
+
+
+def test_epochs_reshuffle_and_reaugment(dataset):
+    loader = DataLoader(dataset, batch_size=27, shuffle=True)
+    (x0, y0), = arrays(loader)
+    (x1, y1), = arrays(loader)
+    assert loader.epoch == 2 and not np.array_equal(y0, y1)
+    again = DataLoader(dataset, batch_size=27, shuffle=True)
+    again.set_epoch(1)
+    assert_same(arrays(again), [(x1, y1)])
+
+
+def test_mid_epoch_resume_reproduces_the_remaining_batches(dataset):
+    sampler = DistributedSampler(len(dataset), 1, 0, seed=11)
+    sampler.set_epoch(2)
+    full = arrays(DataLoader(dataset, batch_size=4, sampler=sampler))
+    sampler.set_epoch(2)
+    loader = DataLoader(dataset, batch_size=4, sampler=sampler, num_workers=2)
+    it = iter(loader)
+    for _ in range(3):
+        next(it)
+    state = loader.state_dict()
+    assert state["epoch"] == 2 and state["consumed"] == 12
+    it.close()
+    fresh = DataLoader(dataset, batch_size=4, sampler=DistributedSampler(len(dataset), 1, 0, seed=11))
+    fresh.load_state_dict(state)
+    assert len(fresh) == 4
+    assert_same(arrays(fresh), full[3:])
+
+
+def test_resume_at_another_world_size_sees_the_rest_with_the_same_augmentation(dataset):
+    n = len(dataset)
+    single = DataLoader(dataset, batch_size=n, sampler=DistributedSampler(n, 1, 0, seed=5))
+    order = single.sampler.global_order()
+    ((x, _),) = arrays(single)
+    reference = {int(i): x[k] for k, i in enumerate(order)}  # each index's augmented image
+
+    two = [DataLoader(dataset, batch_size=2, sampler=DistributedSampler(n, 2, r, seed=5)) for r in range(2)]
+    iters = [iter(ld) for ld in two]
+    for _ in range(3):  # three steps of global batch 4 on 2 ranks
+        for it in iters:
+            next(it)
+    state = two[0].state_dict()
+    assert state == two[1].state_dict() and state["consumed"] == 12
+    visits = []
+    for r in range(3):
+        ld = DataLoader(dataset, batch_size=2, sampler=DistributedSampler(n, 3, r, seed=5), num_workers=2)
+        ld.load_state_dict(state)
+        indices = ld.sampler.indices().tolist()
+        images = np.concatenate([xb.numpy() for xb, _ in ld])
+        assert len(images) == len(indices) == 5
+        for i, img in zip(indices, images):
+            np.testing.assert_array_equal(img, reference[i])  # rank/world size do not change augmentation
+        visits += indices
+    assert sorted(visits) == sorted(order[12:].tolist())
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory):
+    root = make_fake_image_folder(tmp_path_factory.mktemp("broken"), num_classes=2, per_class=6, kinds=KINDS[:1])
+    with open(os.path.join(root, "class_1", "img_0003.jpg"), "wb") as f:
+        f.write(b"\xff\xd8 not really a jpeg")
+    return root
+
+
+@pytest.mark.parametrize("workers,mode", [(0, "thread"), (2, "thread"), (2, "process")])
+def test_worker_error_names_the_file(broken, workers, mode):
+    ds = ImageFolder(broken, transform=Compose([Resize((8, 8)), ToArray()]))
+    with pytest.raises(ImageLoadError, match=r"class_1.img_0003\.jpg"):
+        for _ in DataLoader(ds, batch_size=2, num_workers=workers, worker_mode=mode):
+            pass
+    assert multiprocessing.active_children() == []
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "\tZ" not in f.read()  # zombies count as gone
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
+def test_no_worker_process_survives_an_exception(dataset, exc):
+    loader = DataLoader(dataset, batch_size=2, num_workers=2, worker_mode="process")
+    pids = []
+    with pytest.raises(exc):
+        for k, _ in enumerate(loader):
+            if k == 1:
+                pids = [p.pid for p in multiprocessing.active_children()]
+                raise exc("stop")
+    assert len(pids) == 2
+    assert multiprocessing.active_children() == []
+    assert not any(alive(p) for p in pids)
+
+
+def test_worker_processes_stop_when_the_error_is_in_a_worker(broken):
+    ds = ImageFolder(broken, transform=Compose([Resize((8, 8)), ToArray()]))
+    it = iter(DataLoader(ds, batch_size=1, num_workers=2, worker_mode="process"))
+    next(it)
+    pids = [p.pid for p in multiprocessing.active_children()]
+    assert len(pids) == 2
+    with pytest.raises(ImageLoadError):
+        for _ in it:
+            pass
+    assert not any(alive(p) for p in pids)
+
+
+def test_skip_policy_counts_and_warns_once_with_process_workers(broken):
+    ds = ImageFolder(broken, transform=Compose([Resize((8, 8)), ToArray()]), on_error="skip")
+    with pytest.warns(UserWarning, match="img_0003"):
+        got = arrays(DataLoader(ds, batch_size=4, num_workers=2, worker_mode="process"))
+    assert ds.skipped == 1
+    ds0 = ImageFolder(broken, transform=Compose([Resize((8, 8)), ToArray()]), on_error="skip")
+    with pytest.warns(UserWarning):
+        assert_same(got, arrays(DataLoader(ds0, batch_size=4)))
+
+
+def test_tqdm_and_collate_fn(dataset):
+    tqdm = pytest.importorskip("tqdm").tqdm
+    loader = DataLoader(dataset, batch_size=4)
+    bar = tqdm(loader, disable=True)
+    assert bar.total == len(loader) == 7 and sum(1 for _ in bar) == 7
+    seen = DataLoader(dataset, batch_size=3, collate_fn=lambda samples: [s[1] for s in samples], num_workers=2)
+    assert [b for b in seen][0] == [0, 0, 0]
+
+
+def test_argument_errors(dataset):
+    with pytest.raises(ValueError, match="shuffle"):
+        DataLoader(dataset, sampler=DistributedSampler(len(dataset)), shuffle=True)
+    with pytest.raises(ValueError, match="worker_mode"):
+        DataLoader(dataset, worker_mode="fork")
+    with pytest.raises(TypeError, match="state_dict"):
+        DataLoader(dataset, sampler=[0, 1, 2]).state_dict()
+    with pytest.raises(TypeError, match="picklable"):
+        next(iter(DataLoader(dataset, collate_fn=lambda s: s, num_workers=1, worker_mode="process")))
+    assert multiprocessing.active_children() == []

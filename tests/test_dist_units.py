@@ -1,0 +1,79 @@
+"""In-process pieces of lucid.distributed that need no launcher."""
+import time
+
+import numpy as np
+import pytest
+
+from lucid.distributed import gpu, watchdog
+from lucid.distributed.failure import nonfinite, scale_and_check
+from lucid.distributed.transport import MPITransport, make_transport
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_scale_and_check_finds_one_bad_value_anywhere(bad):
+    x = np.ones(200_001, np.float32)
+    assert scale_and_check(x.copy(), 0.5) is False
+    for pos in (0, 65_536, 200_000):
+        y = x.copy()
+        y[pos] = bad
+        assert scale_and_check(y, 0.5) is True
+        assert nonfinite(y)
+
+
+def test_scale_and_check_scales_and_casts():
+    x = np.arange(10.0)
+    out = np.empty(10, np.float16)
+    assert scale_and_check(x, 0.5, out=out, chunk=3) is False
+    np.testing.assert_array_equal(out, (np.arange(10.0) * 0.5).astype(np.float16))
+    y = np.arange(10.0)
+    scale_and_check(y, 0.25, chunk=4)
+    np.testing.assert_array_equal(y, np.arange(10.0) * 0.25)
+
+
+def test_fp16_check_sums_in_float32():
+    """70,000 fp16 ones sum past fp16's max (65504): finite values, so no false alarm."""
+    assert scale_and_check(np.ones(70_000, np.float16), chunk=1 << 17) is False
+
+
+def test_transport_choice_and_errors():
+    assert isinstance(make_transport("mpi", "cpu", comm=None), MPITransport)
+    assert isinstance(make_transport("auto", "cpu", comm=None), MPITransport)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        make_transport("gloo", "cpu", comm=None)
+    with pytest.raises(ValueError, match="needs parameters on a GPU"):
+        make_transport("nccl", "cpu", comm=None)
+
+
+def test_cuda_aware_detection(monkeypatch):
+    monkeypatch.setenv("LUCID_CUDA_AWARE_MPI", "1")
+    assert gpu.cuda_aware_mpi() is True
+    monkeypatch.setenv("LUCID_CUDA_AWARE_MPI", "0")
+    assert gpu.cuda_aware_mpi() is False
+    monkeypatch.delenv("LUCID_CUDA_AWARE_MPI")
+    assert gpu.cuda_aware_mpi() is False  # this MPICH build has no CUDA support
+
+
+def test_watch_records_outermost_wait_and_clears():
+    dog = watchdog.Watchdog(timeout=60)
+    watchdog._active, saved = dog, watchdog._active
+    try:
+        with watchdog.watch("outer"):
+            with watchdog.watch("inner"):
+                assert dog.current[0] == "outer"
+            assert dog.current[0] == "outer"
+            assert time.monotonic() - dog.current[1] < 5
+        assert dog.current is None
+    finally:
+        dog.stop()
+        watchdog._active = saved
+
+
+def test_limit_flags_values_that_would_overflow_float16():
+    out = np.empty(1000, np.float16)
+    big_but_fine = np.full(1000, 60000.0, np.float32)  # sum of squares >> 65504**2, yet every value fits
+    assert scale_and_check(big_but_fine, 1.0, out=out, limit=65504.0, chunk=256) is False
+    assert float(out[0]) == 60000.0
+    too_big = np.zeros(1000, np.float32)
+    too_big[777] = 140000.0
+    assert scale_and_check(too_big, 1.0, out=out, limit=65504.0, chunk=256) is True
+    assert scale_and_check(too_big.copy(), 0.25, out=out, limit=65504.0, chunk=256) is False  # 35000 after scaling
