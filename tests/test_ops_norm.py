@@ -218,3 +218,17 @@ def test_thread_count_setting(monkeypatch):
         blocked.set_num_threads(None)
     with pytest.raises(ValueError, match="positive number of threads"):
         blocked.set_num_threads(0)
+
+
+def test_float16_statistics_accumulate_in_float32():
+    rng = np.random.default_rng(8)
+    x = (rng.standard_normal((16, 4, 32, 32)) * 3 + 100).astype(np.float16)  # sums overflow float16
+    rv = lucid.ones(4)
+    xt = lucid.Tensor(x, requires_grad=True)
+    y = F.batch_norm(xt, None, rv, training=True, momentum=1.0)
+    assert y.dtype == np.float16
+    np.testing.assert_allclose(host(rv), x.astype(np.float64).var(axis=(0, 2, 3), ddof=1), rtol=1e-3)
+    np.testing.assert_allclose(host(y).astype(np.float64), reference(x.astype(np.float64), np.ones(4), np.zeros(4)), atol=1e-2)
+    y.backward(lucid.Tensor(np.full(x.shape, 0.1, np.float16)))  # constant dy: dx = 0
+    assert xt.grad.dtype == np.float16
+    assert np.abs(host(xt.grad).astype(np.float64)).max() < 1e-3

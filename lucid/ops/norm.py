@@ -50,14 +50,19 @@ def from_rows(rows, like_shape):
     return out if len(like_shape) == 4 else out[..., 0]
 
 
+def _accumulate(dtype) -> dict:
+    """einsum options that sum float16 in float32 (its range and precision are too small for sums)."""
+    return {"dtype": "float32"} if dtype.itemsize < 4 else {}
+
+
 def channel_dot(a, b):
     """Per-column sum of a*b for (M, C) arrays, without an (M, C) temporary."""
-    return xp_of(a).einsum("ij,ij->j", a, b)
+    return xp_of(a).einsum("ij,ij->j", a, b, **_accumulate(a.dtype))
 
 
 def channel_sum(a):
     """Per-column sum of an (M, C) array (einsum's loop beats ``sum(axis=0)`` here)."""
-    return xp_of(a).einsum("ij->j", a)
+    return xp_of(a).einsum("ij->j", a, **_accumulate(a.dtype))
 
 
 # -- blocked passes over the (M, C) rows ----------------------------------------------
