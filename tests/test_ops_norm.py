@@ -228,7 +228,7 @@ def test_float16_statistics_accumulate_in_float32():
     y = F.batch_norm(xt, None, rv, training=True, momentum=1.0)
     assert y.dtype == np.float16
     np.testing.assert_allclose(host(rv), x.astype(np.float64).var(axis=(0, 2, 3), ddof=1), rtol=1e-3)
-    np.testing.assert_allclose(host(y).astype(np.float64), reference(x.astype(np.float64), np.ones(4), np.zeros(4)), atol=1e-2)
+    np.testing.assert_allclose(host(y).astype(np.float64), reference(x.astype(np.float64), np.ones(4), np.zeros(4)), atol=0.05)  # input ulp is 0.02 after scaling
     y.backward(lucid.Tensor(np.full(x.shape, 0.1, np.float16)))  # constant dy: dx = 0
     assert xt.grad.dtype == np.float16
     assert np.abs(host(xt.grad).astype(np.float64)).max() < 1e-3
