@@ -6,8 +6,8 @@
 
 Each case runs forward and backward (with a fixed output gradient) on the
 DESIGN.md shapes. Lucid and PyTorch run interleaved in one process, repetition
-by repetition, and the table shows medians: other work on the machine slows both
-alike. Inputs are channels-last memory on both sides (lucid's activation layout,
+by repetition, so other work on the machine slows both alike; the table shows the
+median and the minimum of each (the minimum is the least disturbed run). Inputs are channels-last memory on both sides (lucid's activation layout,
 PyTorch's faster CPU layout); PyTorch's plain NCHW time is shown for reference.
 """
 from __future__ import annotations
@@ -148,7 +148,7 @@ def run_case(name, repeats: int, rng):
     for _ in range(repeats):
         for key, step in steps:
             times[key].append(timed(step))
-    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    return {k: (statistics.median(v) * 1e3, min(v) * 1e3) for k, v in times.items()}
 
 
 def main(argv=None) -> None:
@@ -165,15 +165,17 @@ def main(argv=None) -> None:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     else:
         print("torch not importable: lucid figures only")
-    header = f"{'case (fwd+bwd, median ms)':38s} {'lucid':>8s}"
+    header = f"{'case (fwd+bwd ms: median / min)':38s} {'lucid':>15s}"
     if torch is not None:
-        header += f" {'torch CL':>9s} {'ratio':>6s} {'torch NCHW':>11s}"
+        header += f" {'torch CL':>15s} {'ratio':>11s} {'torch NCHW':>15s}"
     print(header)
     for name in names:
         r = run_case(name, args.repeats, rng)
-        line = f"{name:38s} {r['lucid']:8.2f}"
+        line = f"{name:38s} {r['lucid'][0]:7.2f} /{r['lucid'][1]:6.2f}"
         if torch is not None:
-            line += f" {r['torch']:9.2f} {r['lucid'] / r['torch']:6.2f} {r['torch_nchw']:11.2f}"
+            ratios = [r["lucid"][i] / r["torch"][i] for i in (0, 1)]
+            line += f" {r['torch'][0]:7.2f} /{r['torch'][1]:6.2f} {ratios[0]:4.2f} /{ratios[1]:4.2f}"
+            line += f" {r['torch_nchw'][0]:7.2f} /{r['torch_nchw'][1]:6.2f}"
         print(line, flush=True)
 
 
