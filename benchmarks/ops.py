@@ -7,7 +7,10 @@
 Each case runs forward and backward (with a fixed output gradient) on the
 DESIGN.md shapes. Lucid and PyTorch run interleaved in one process, repetition
 by repetition, so other work on the machine slows both alike; the table shows the
-median and the minimum of each (the minimum is the least disturbed run).
+median and the minimum of each (the minimum is the least disturbed run). A short
+pause precedes each timed step: PyTorch's OpenMP workers and OpenBLAS's threads
+keep spinning on the cores for milliseconds after they finish, which would
+otherwise slow whichever library runs next.
 PyTorch runs with channels-last (NHWC) memory, lucid's activation layout, and
 with plain NCHW memory; the ratio is lucid's time over the faster of the two.
 """
@@ -129,7 +132,7 @@ def blas_kernels() -> str:
     return "; ".join(parts)
 
 
-def run_case(name, repeats: int, rng):
+def run_case(name, repeats: int, rng, gap: float):
     shape, params, lucid_fn, torch_fn = CASES[name]
     x = channels_last(shape, rng)
     extra = [rng.standard_normal(s, dtype=np.float32) for s in params]
@@ -148,6 +151,7 @@ def run_case(name, repeats: int, rng):
     times: dict[str, list[float]] = {k: [] for k, _ in steps}
     for _ in range(repeats):
         for key, step in steps:
+            time.sleep(gap)  # let the previous step's spinning workers (OpenMP, OpenBLAS) go idle
             times[key].append(timed(step))
     return {k: (statistics.median(v) * 1e3, min(v) * 1e3) for k, v in times.items()}
 
@@ -156,6 +160,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15, help="timed repetitions per case (median reported)")
     parser.add_argument("--case", action="append", help="substring of the case names to run (repeatable)")
+    parser.add_argument("--gap", type=float, default=0.05, help="seconds of pause before each timed step")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     names = [n for n in CASES if not args.case or any(s in n for s in args.case)]
@@ -171,7 +176,7 @@ def main(argv=None) -> None:
         header += f" {'torch NHWC':>15s} {'torch NCHW':>15s} {'ratio vs best torch':>20s}"
     print(header)
     for name in names:
-        r = run_case(name, args.repeats, rng)
+        r = run_case(name, args.repeats, rng, args.gap)
         line = f"{name:38s} {r['lucid'][0]:7.2f} /{r['lucid'][1]:6.2f}"
         if torch is not None:
             best = [min(r["torch"][i], r["torch_nchw"][i]) for i in (0, 1)]
