@@ -158,7 +158,7 @@ def run_case(name, repeats: int, rng, gap: float):
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15, help="timed repetitions per case (median reported)")
+    parser.add_argument("--repeats", type=int, default=15, help="timed repetitions per case (median and minimum reported)")
     parser.add_argument("--case", action="append", help="substring of the case names to run (repeatable)")
     parser.add_argument("--gap", type=float, default=0.05, help="seconds of pause before each timed step")
     args = parser.parse_args(argv)
