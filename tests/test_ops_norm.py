@@ -207,15 +207,13 @@ def test_many_blocks_on_threads_match_one_block(monkeypatch):
 def test_thread_count_setting(monkeypatch):
     from lucid.ops import blocked
 
+    monkeypatch.setattr(blocked, "_threads", None)  # as if nothing (e.g. dist.init) had chosen yet
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert blocked.num_workers() == 3
     blocked.set_num_threads(1)
-    try:
-        assert blocked.num_workers() == 1
-        calls = blocked.map_row_blocks(lambda a, b: (a, b), 10, blocked.BLOCK_BYTES // 2)
-        assert calls == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10)]
-    finally:
-        blocked.set_num_threads(None)
+    assert blocked.num_workers() == 1
+    calls = blocked.map_row_blocks(lambda a, b: (a, b), 10, blocked.BLOCK_BYTES // 2)
+    assert calls == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10)]
     with pytest.raises(ValueError, match="positive number of threads"):
         blocked.set_num_threads(0)
 
