@@ -6,9 +6,13 @@
 
 Each case runs forward and backward (with a fixed output gradient) on the
 DESIGN.md shapes. Lucid and PyTorch run interleaved in one process, repetition
-by repetition, and the table shows medians: other work on the machine slows both
-alike. Inputs are channels-last memory on both sides (lucid's activation layout,
-PyTorch's faster CPU layout); PyTorch's plain NCHW time is shown for reference.
+by repetition, so other work on the machine slows both alike; the table shows the
+median and the minimum of each (the minimum is the least disturbed run). A short
+pause precedes each timed step: PyTorch's OpenMP workers and OpenBLAS's threads
+keep spinning on the cores for milliseconds after they finish, which would
+otherwise slow whichever library runs next.
+PyTorch runs with channels-last (NHWC) memory, lucid's activation layout, and
+with plain NCHW memory; the ratio is lucid's time over the faster of the two.
 """
 from __future__ import annotations
 
@@ -128,7 +132,7 @@ def blas_kernels() -> str:
     return "; ".join(parts)
 
 
-def run_case(name, repeats: int, rng):
+def run_case(name, repeats: int, rng, gap: float):
     shape, params, lucid_fn, torch_fn = CASES[name]
     x = channels_last(shape, rng)
     extra = [rng.standard_normal(s, dtype=np.float32) for s in params]
@@ -147,14 +151,16 @@ def run_case(name, repeats: int, rng):
     times: dict[str, list[float]] = {k: [] for k, _ in steps}
     for _ in range(repeats):
         for key, step in steps:
+            time.sleep(gap)  # let the previous step's spinning workers (OpenMP, OpenBLAS) go idle
             times[key].append(timed(step))
-    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    return {k: (statistics.median(v) * 1e3, min(v) * 1e3) for k, v in times.items()}
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15, help="timed repetitions per case (median reported)")
+    parser.add_argument("--repeats", type=int, default=15, help="timed repetitions per case (median and minimum reported)")
     parser.add_argument("--case", action="append", help="substring of the case names to run (repeatable)")
+    parser.add_argument("--gap", type=float, default=0.05, help="seconds of pause before each timed step")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     names = [n for n in CASES if not args.case or any(s in n for s in args.case)]
@@ -165,15 +171,17 @@ def main(argv=None) -> None:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     else:
         print("torch not importable: lucid figures only")
-    header = f"{'case (fwd+bwd, median ms)':38s} {'lucid':>8s}"
+    header = f"{'case (fwd+bwd ms: median / min)':38s} {'lucid':>15s}"
     if torch is not None:
-        header += f" {'torch CL':>9s} {'ratio':>6s} {'torch NCHW':>11s}"
+        header += f" {'torch NHWC':>15s} {'torch NCHW':>15s} {'ratio vs best torch':>20s}"
     print(header)
     for name in names:
-        r = run_case(name, args.repeats, rng)
-        line = f"{name:38s} {r['lucid']:8.2f}"
+        r = run_case(name, args.repeats, rng, args.gap)
+        line = f"{name:38s} {r['lucid'][0]:7.2f} /{r['lucid'][1]:6.2f}"
         if torch is not None:
-            line += f" {r['torch']:9.2f} {r['lucid'] / r['torch']:6.2f} {r['torch_nchw']:11.2f}"
+            best = [min(r["torch"][i], r["torch_nchw"][i]) for i in (0, 1)]
+            line += f" {r['torch'][0]:7.2f} /{r['torch'][1]:6.2f} {r['torch_nchw'][0]:7.2f} /{r['torch_nchw'][1]:6.2f}"
+            line += f" {r['lucid'][0] / best[0]:11.2f} /{r['lucid'][1] / best[1]:5.2f}"
         print(line, flush=True)
 
 

@@ -59,13 +59,13 @@ def test_ranks_share_the_node_cores():
     res = run_ok("collectives.py", 2, timeout=60, env={v: None for v in THREAD_VARS})
     share = max(1, (os.cpu_count() or 1) // 2)
     for got in res.values():
-        assert got["thread_limit"] == share and got["blas_threads"] == [share]
+        assert got["thread_limit"] == share and got["blas_threads"] == [share] and got["kernel_threads"] == share
     if (os.cpu_count() or 1) < 2:
         return
     # a user's choice wins (2 > the 1-per-rank share on a 2-core machine)
     res = run_ok("collectives.py", 2, timeout=60, env={"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"})
     for got in res.values():
-        assert got["thread_limit"] is None and got["blas_threads"] == [2]
+        assert got["thread_limit"] is None and got["blas_threads"] == [2] and got["kernel_threads"] == 2
 
 
 def test_world_of_one_without_launcher():

@@ -7,26 +7,7 @@ import lucid.ops as F
 from lucid.autograd import gradcheck
 from lucid.ops import blocked, im2col
 from lucid.ops.layout import is_channels_last
-from ops_arrays import host, tensor
-
-
-def naive_conv2d(x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
-    """Direct definition of PyTorch's conv2d (cross-correlation), one output element at a time."""
-    n, c, h, wd = x.shape
-    o, cg, kh, kw = w.shape
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    wo = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    og = o // groups
-    out = np.zeros((n, o, ho, wo))
-    for k in range(o):
-        g = k // og
-        for i in range(ho):
-            for j in range(wo):
-                patch = xp[:, g * cg : (g + 1) * cg, i * sh : i * sh + dh * (kh - 1) + 1 : dh, j * sw : j * sw + dw * (kw - 1) + 1 : dw]
-                out[:, k, i, j] = (patch * w[k]).sum(axis=(1, 2, 3)) + (0.0 if b is None else b[k])
-    return out
+from ops_arrays import host, naive_conv2d, tensor
 
 
 # (x shape, w shape, stride, padding, dilation, groups)

@@ -202,3 +202,31 @@ def test_many_blocks_on_threads_match_one_block(monkeypatch):
     for one, many in zip(*results):
         np.testing.assert_allclose(many, one, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(results[0][0], reference(x, w, b), rtol=1e-10, atol=1e-12)
+
+
+def test_thread_count_setting(monkeypatch):
+    from lucid.ops import blocked
+
+    monkeypatch.setattr(blocked, "_threads", None)  # as if nothing (e.g. dist.init) had chosen yet
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert blocked.num_workers() == 3
+    blocked.set_num_threads(1)
+    assert blocked.num_workers() == 1
+    calls = blocked.map_row_blocks(lambda a, b: (a, b), 10, blocked.BLOCK_BYTES // 2)
+    assert calls == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10)]
+    with pytest.raises(ValueError, match="positive number of threads"):
+        blocked.set_num_threads(0)
+
+
+def test_float16_statistics_accumulate_in_float32():
+    rng = np.random.default_rng(8)
+    x = (rng.standard_normal((16, 4, 32, 32)) * 3 + 100).astype(np.float16)  # sums overflow float16
+    rv = lucid.ones(4)
+    xt = lucid.Tensor(x, requires_grad=True)
+    y = F.batch_norm(xt, None, rv, training=True, momentum=1.0)
+    assert y.dtype == np.float16
+    np.testing.assert_allclose(host(rv), x.astype(np.float64).var(axis=(0, 2, 3), ddof=1), rtol=1e-3)
+    np.testing.assert_allclose(host(y).astype(np.float64), reference(x.astype(np.float64), np.ones(4), np.zeros(4)), atol=0.05)  # input ulp is 0.02 after scaling
+    y.backward(lucid.Tensor(np.full(x.shape, 0.1, np.float16)))  # constant dy: dx = 0
+    assert xt.grad.dtype == np.float16
+    assert np.abs(host(xt.grad).astype(np.float64)).max() < 1e-3

@@ -154,7 +154,7 @@ def _accumulate_leaf(leaf, slot: _Pending, wrap) -> None:
         g = _call_hooks(leaf._hooks, g, wrap)
         slot.owned = False
     if leaf.grad is None:
-        leaf.grad = wrap(g if slot.owned else g.copy())
+        leaf.grad = wrap(g if slot.owned else g.copy(order="K"))  # K: keep channels-last memory
     else:
         if leaf.grad.shape != g.shape:
             raise RuntimeError(

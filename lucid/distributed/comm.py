@@ -77,9 +77,12 @@ def _limit_threads(world: World) -> None:
         return
     from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
+    from lucid.ops import blocked  # noqa: PLC0415
+
     cores = os.cpu_count() or 1
     world.threads = max(1, cores // world.local_size)
     world.thread_limiter = threadpool_limits(limits=world.threads)
+    blocked.set_num_threads(world.threads)  # lucid's own threaded kernels take the same share
 
 
 def _use_local_gpu(world: World) -> None:

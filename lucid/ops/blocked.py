@@ -20,22 +20,45 @@ BLOCK_BYTES = 1 << 19  # rows per block: about 512 KiB of one (M, C) operand
 _pool: ThreadPoolExecutor | None = None
 _pool_pid = -1
 _pool_lock = threading.Lock()
+_threads: int | None = None
+
+
+def set_num_threads(threads: int | None) -> None:
+    """Use ``threads`` threads for blocked kernels (None: decide from the environment).
+
+    Data parallelism with several processes per node gives each one its share of the
+    cores, as it does for the BLAS threads.
+    """
+    global _threads
+    if threads is not None and int(threads) < 1:
+        raise ValueError(f"set_num_threads: need a positive number of threads, got {threads}")
+    _threads = None if threads is None else int(threads)
 
 
 def num_workers() -> int:
-    """Threads to use: the cores this process may run on."""
+    """Threads to use: set_num_threads's value, else OMP_NUM_THREADS, else the cores this process may run on."""
+    if _threads is not None:
+        return _threads
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
 
 
-def _executor(threads: int) -> ThreadPoolExecutor:
-    """The shared pool of helper threads (re-created after a fork: threads do not survive it)."""
+def _executor() -> ThreadPoolExecutor:
+    """The shared pool of helper threads (re-created after a fork: threads do not survive it).
+
+    The caller runs one share of the work itself; idle helpers cost nothing, so the
+    pool is sized for the cores and never shrinks.
+    """
     global _pool, _pool_pid
     with _pool_lock:
         if _pool is None or _pool_pid != os.getpid():
-            _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lucid-blocks")
+            helpers = max(1, (os.cpu_count() or 2) - 1)
+            _pool = ThreadPoolExecutor(max_workers=helpers, thread_name_prefix="lucid-blocks")
             _pool_pid = os.getpid()
         return _pool
 
@@ -63,7 +86,8 @@ def map_row_blocks(fn: Callable[[int, int], object], m: int, row_bytes: int, xp=
     def work(run):
         return [fn(a, b) for a, b in run]
 
-    futures = [_executor(threads - 1).submit(work, run) for run in runs[1:]]
+    pool = _executor()
+    futures = [pool.submit(work, run) for run in runs[1:]]
     results = work(runs[0])
     for f in futures:
         results += f.result()

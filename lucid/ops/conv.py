@@ -11,7 +11,7 @@ batched GEMM over the groups axis, chunked over the batch. Backward:
 from __future__ import annotations
 
 from lucid.autograd.function import Function, xp_of
-from lucid.ops.im2col import batch_chunks, col2im, column_shape, columns, group_rows
+from lucid.ops.im2col import batch_chunks, col2im, column_shape, columns, group_major, group_rows
 from lucid.ops.layout import from_nhwc, to_nhwc
 from lucid.ops.window import Window, pair
 
@@ -54,8 +54,10 @@ def conv_grad_weight(x, gy, window: Window, groups: int, shape):
     """dL/dweight (O, Cg, kh, kw) from NHWC input ``x`` and NHWC output gradient ``gy``."""
     xp = xp_of(x)
     total = part = None
+    per_image = gy.shape[1] * gy.shape[2]
+    gyg = group_major(gy, groups)
     for a, b, cols in columns(x, window, groups, gy.shape[1:3]):
-        g = group_rows(gy[a:b], groups)
+        g = gyg[:, a * per_image : b * per_image]
         if total is None:
             total = xp.matmul(cols.transpose(0, 2, 1), g)
         else:
@@ -84,11 +86,12 @@ def _col2im_grad_input(gy, weight, window: Window, groups: int, in_hw):
     wt = weight_matrix(weight, groups).transpose(0, 2, 1)  # (G, Og, K)
     dx = xp.zeros((n, in_hw[0], in_hw[1], c), gy.dtype)
     shape = column_shape(n, c, groups, window, (ho, wo))
-    chunks = batch_chunks(n, wt.shape[2] * groups * ho * wo * gy.itemsize)
-    buf = xp.empty((chunks[0][1] - chunks[0][0],) + shape[1:], gy.dtype)
+    chunks = batch_chunks(n, wt.shape[2] * groups * ho * wo * gy.itemsize, xp)
+    buf = xp.empty(shape[:1] + (chunks[0][1] - chunks[0][0],) + shape[2:], gy.dtype)
+    gyg = group_major(gy, groups)
     for a, b in chunks:
-        cols = buf[: b - a]
-        xp.matmul(group_rows(gy[a:b], groups), wt, out=cols.reshape(-1, groups, wt.shape[2]).transpose(1, 0, 2))
+        cols = buf[:, : b - a]
+        xp.matmul(gyg[:, a * ho * wo : b * ho * wo], wt, out=cols.reshape(groups, -1, wt.shape[2]))
         col2im(cols, dx[a:b], window)
     return dx
 

@@ -50,9 +50,19 @@ def from_rows(rows, like_shape):
     return out if len(like_shape) == 4 else out[..., 0]
 
 
+def _accumulate(dtype) -> dict:
+    """einsum options that sum float16 in float32 (its range and precision are too small for sums)."""
+    return {"dtype": "float32"} if dtype.itemsize < 4 else {}
+
+
 def channel_dot(a, b):
     """Per-column sum of a*b for (M, C) arrays, without an (M, C) temporary."""
-    return xp_of(a).einsum("ij,ij->j", a, b)
+    return xp_of(a).einsum("ij,ij->j", a, b, **_accumulate(a.dtype))
+
+
+def channel_sum(a):
+    """Per-column sum of an (M, C) array (einsum's loop beats ``sum(axis=0)`` here)."""
+    return xp_of(a).einsum("ij->j", a, **_accumulate(a.dtype))
 
 
 # -- blocked passes over the (M, C) rows ----------------------------------------------
@@ -70,7 +80,7 @@ def local_moments(rows):
 
     def block(a, b):
         xb = rows[a:b]
-        s = xb.sum(axis=0)
+        s = channel_sum(xb)
         centre = (s / max(b - a, 1)).astype(rows.dtype)
         d = xb - centre
         s, centre = s.astype(f64), centre.astype(f64)
@@ -88,7 +98,7 @@ def grad_sums(dy, rows, mean):
 
     def block(a, b):
         g = dy[a:b]
-        return g.sum(axis=0).astype(f64), channel_dot(g, rows[a:b] - centre).astype(f64)
+        return channel_sum(g).astype(f64), channel_dot(g, rows[a:b] - centre).astype(f64)
 
     parts = map_row_blocks(block, dy.shape[0], dy.shape[1] * dy.itemsize, xp)
     sum_dy = sum(p[0] for p in parts)
@@ -96,10 +106,13 @@ def grad_sums(dy, rows, mean):
     return xp.stack([sum_dy, sum(p[1] for p in parts) + (centre.astype(f64) - mean) * sum_dy])
 
 
-def affine_rows(rows, k1, k0=None, dy=None, k2=None):
-    """New (M, C) array ``rows*k1 (+ k0) (+ dy*k2)``, per-channel k's cast to the rows' dtype."""
+def affine_rows(rows, k1, k0=None, dy=None, k=None):
+    """New (M, C) array ``(rows*k1 + k0 + dy) * k``; k0, dy and k optional, per-channel k's.
+
+    Up to four in-place ops per block and no temporary.
+    """
     xp = xp_of(rows)
-    k1, k0, k2 = (None if k is None else k.astype(rows.dtype) for k in (k1, k0, k2))
+    k1, k0, k = (None if v is None else v.astype(rows.dtype) for v in (k1, k0, k))
     out = xp.empty(rows.shape, rows.dtype)
 
     def block(a, b):
@@ -108,7 +121,9 @@ def affine_rows(rows, k1, k0=None, dy=None, k2=None):
         if k0 is not None:
             o += k0
         if dy is not None:
-            o += dy[a:b] * k2
+            o += dy[a:b]
+        if k is not None:
+            o *= k
 
     map_row_blocks(block, rows.shape[0], rows.shape[1] * rows.itemsize, xp)
     return out
@@ -181,15 +196,19 @@ class BatchNorm(Function):
         return gx, gw, gb
 
     def _grad_input(self, dy, rows, local, mean, invstd, gamma):
-        """dx = dy*k1 + x*k2 + k3 (training: batch statistics depend on x) or dy*k1 (eval)."""
+        """dx = dy*k1 + x*k2 + k3 (training: batch statistics depend on x) or dy*k1 (eval).
+
+        Training computes it as k1 * (x*k2' + k3' + dy) with k2 = k1*k2', k3 = k1*k3'
+        (no division: k1 = 0 gives 0), in four in-place ops per block.
+        """
         k1 = gamma * invstd
         if not self.training:
             return affine_rows(dy, k1)
         packed = local.copy()  # the hook may reduce in place; weight/bias grads keep the local sums
         if self.stats_reduce is not None:
             packed = self.stats_reduce(packed)
-        k2 = -k1 * invstd * invstd * packed[1] / self.count
-        k3 = -k1 * packed[0] / self.count - k2 * mean
+        k2 = -invstd * invstd * packed[1] / self.count
+        k3 = -packed[0] / self.count - k2 * mean
         return affine_rows(rows, k2, k3, dy, k1)
 
 

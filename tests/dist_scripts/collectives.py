@@ -57,5 +57,6 @@ from threadpoolctl import threadpool_info  # noqa: E402
 
 out["thread_limit"] = dist.comm.world().threads
 out["blas_threads"] = sorted({pool["num_threads"] for pool in threadpool_info()})
+out["kernel_threads"] = __import__("lucid.ops.blocked", fromlist=["num_workers"]).num_workers()
 dist.barrier()
 report(r, **out)
