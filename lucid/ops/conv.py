@@ -1,7 +1,9 @@
 """2-D convolution (PyTorch's conv2d) as GEMMs over channels-last memory.
 
 Forward: im2col in NHWC (a 1x1 convolution is one GEMM over (N*H*W, C)) and one
-batched GEMM over the groups axis, chunked over the batch. Backward:
+batched GEMM over the groups axis, chunked over the batch. Each thread works on its
+own share of the batch with BLAS on one thread (``lucid.ops.blocked.map_batch``).
+Backward:
 
 - grad weight: the same columns, recomputed chunk by chunk, times the output gradient;
 - grad input, stride 1: a convolution of the output gradient with the 180-degree
@@ -11,7 +13,8 @@ batched GEMM over the groups axis, chunked over the batch. Backward:
 from __future__ import annotations
 
 from lucid.autograd.function import Function, xp_of
-from lucid.ops.im2col import batch_chunks, col2im, column_shape, columns, group_major, group_rows
+from lucid.ops.blocked import map_batch
+from lucid.ops.im2col import ChunkBuffer, batch_chunks, col2im, column_shape, columns, group_major, group_rows
 from lucid.ops.layout import from_nhwc, to_nhwc
 from lucid.ops.window import Window, pair
 
@@ -38,32 +41,49 @@ def weight_from_matrix(wmat, shape):
 def conv_nhwc(x, wmat, window: Window, out_hw, bias=None):
     """Convolve NHWC ``x`` (N, H, W, G*Cg) with ``wmat`` (G, K, Og): NHWC (N, Ho, Wo, G*Og).
 
-    The bias is added chunk by chunk, while the chunk's output is still in cache.
+    Each thread takes a share of the batch (its im2col chunks and GEMMs, ``map_batch``);
+    the bias is added chunk by chunk, while the chunk's output is still in cache.
     """
     xp = xp_of(x)
     groups, _, og = wmat.shape
     out = xp.empty((x.shape[0], out_hw[0], out_hw[1], groups * og), x.dtype)
-    for a, b, cols in columns(x, window, groups, out_hw):
-        xp.matmul(cols, wmat, out=group_rows(out[a:b], groups))
-        if bias is not None:
-            out[a:b] += bias
+
+    def share(start, stop):
+        for a, b, cols in columns(x, window, groups, out_hw, start, stop):
+            xp.matmul(cols, wmat, out=group_rows(out[a:b], groups))
+            if bias is not None:
+                out[a:b] += bias
+
+    map_batch(share, x.shape[0], xp)
     return out
 
 
 def conv_grad_weight(x, gy, window: Window, groups: int, shape):
-    """dL/dweight (O, Cg, kh, kw) from NHWC input ``x`` and NHWC output gradient ``gy``."""
+    """dL/dweight (O, Cg, kh, kw) from NHWC input ``x`` and NHWC output gradient ``gy``.
+
+    Each thread sums the products of its share of the batch; the shares' sums are added.
+    """
     xp = xp_of(x)
-    total = part = None
     per_image = gy.shape[1] * gy.shape[2]
     gyg = group_major(gy, groups)
-    for a, b, cols in columns(x, window, groups, gy.shape[1:3]):
-        g = gyg[:, a * per_image : b * per_image]
-        if total is None:
-            total = xp.matmul(cols.transpose(0, 2, 1), g)
-        else:
-            part = xp.matmul(cols.transpose(0, 2, 1), g, out=part)
-            total += part
-    return weight_from_matrix(total, shape)
+
+    def share(start, stop):
+        total = part = None
+        for a, b, cols in columns(x, window, groups, gy.shape[1:3], start, stop):
+            g = gyg[:, a * per_image : b * per_image]
+            if total is None:
+                total = xp.matmul(cols.transpose(0, 2, 1), g)
+            else:
+                part = xp.matmul(cols.transpose(0, 2, 1), g, out=part)
+                total += part
+        return total
+
+    sums = [t for t in map_batch(share, x.shape[0], xp) if t is not None]
+    if not sums:  # empty batch
+        return xp.zeros(shape, x.dtype)
+    for t in sums[1:]:
+        sums[0] += t
+    return weight_from_matrix(sums[0], shape)
 
 
 def conv_grad_input(gy, weight, window: Window, groups: int, in_hw):
@@ -79,20 +99,25 @@ def conv_grad_input(gy, weight, window: Window, groups: int, in_hw):
 
 
 def _col2im_grad_input(gy, weight, window: Window, groups: int, in_hw):
-    """Strided grad input: columns = gy @ W^T per group, scattered back with col2im."""
+    """Strided grad input: columns = gy @ W^T per group, scattered back with col2im (per thread's share)."""
     xp = xp_of(gy)
     n, ho, wo, _ = gy.shape
     c = weight.shape[1] * groups
     wt = weight_matrix(weight, groups).transpose(0, 2, 1)  # (G, Og, K)
     dx = xp.zeros((n, in_hw[0], in_hw[1], c), gy.dtype)
     shape = column_shape(n, c, groups, window, (ho, wo))
-    chunks = batch_chunks(n, wt.shape[2] * groups * ho * wo * gy.itemsize, xp)
-    buf = xp.empty(shape[:1] + (chunks[0][1] - chunks[0][0],) + shape[2:], gy.dtype)
     gyg = group_major(gy, groups)
-    for a, b in chunks:
-        cols = buf[:, : b - a]
-        xp.matmul(gyg[:, a * ho * wo : b * ho * wo], wt, out=cols.reshape(groups, -1, wt.shape[2]))
-        col2im(cols, dx[a:b], window)
+
+    def share(start, stop):
+        chunks = batch_chunks(start, stop, wt.shape[2] * groups * ho * wo * gy.itemsize, ho * wo, xp)
+        buf = ChunkBuffer(shape, chunks[0][1] - chunks[0][0], gy.dtype, xp)
+        for a, b in chunks:
+            cols = buf.take(b - a)
+            xp.matmul(gyg[:, a * ho * wo : b * ho * wo], wt, out=cols.reshape(groups, -1, wt.shape[2]))
+            col2im(cols, dx[a:b], window)
+
+    if n:
+        map_batch(share, n, xp)
     return dx
 
 

@@ -12,9 +12,13 @@ every window as (G, kh, kw, Cg), and copying that view fills the columns. In NHW
 memory the copies move whole runs of channels (DESIGN.md); without groups and
 dilation the kw taps of a kernel row are even one contiguous run of kw*C values.
 
-The batch is processed in chunks whose column buffer stays near ``CHUNK_BYTES``:
-the full matrix of a ResNet layer is hundreds of MB; a chunk's is reused for every
-chunk and never kept for backward (recomputing it costs less than holding it).
+The batch is processed in chunks whose column buffer stays near ``CHUNK_BYTES``
+(and holds at least ``MIN_ROWS`` GEMM rows): the full matrix of a ResNet layer is
+hundreds of MB; a chunk's is reused for every chunk and never kept for backward
+(recomputing it costs less than holding it). On the CPU each thread of a convolution
+walks its own share of the batch (``lucid.ops.blocked.map_batch``) with its own
+buffer, small enough to stay in that core's cache between the copy and the GEMM
+that reads it; these functions run in the calling thread.
 """
 from __future__ import annotations
 
@@ -24,21 +28,35 @@ from typing import Iterator
 import numpy as np
 
 from lucid.autograd.function import xp_of
-from lucid.ops.blocked import map_row_blocks, num_workers
+from lucid.ops.blocked import map_row_blocks
 from lucid.ops.window import Window
 
-CHUNK_BYTES = 1 << 24  # 16 MiB of columns per batch chunk
+CHUNK_BYTES = 1 << 21  # columns per chunk and thread on the CPU: about one core's L2 cache
+GPU_CHUNK_BYTES = 1 << 26  # on the GPU: few, large GEMMs
+MIN_ROWS = 256  # GEMM rows per chunk at least: fewer make BLAS slow
 
 
-def batch_chunks(n: int, bytes_per_item: int, xp) -> list[tuple[int, int]]:
-    """Consecutive [start, stop) ranges of the batch whose columns fit CHUNK_BYTES.
+def batch_chunks(start: int, stop: int, bytes_per_item: int, rows_per_item: int, xp) -> list[tuple[int, int]]:
+    """Consecutive [a, b) ranges of the images [start, stop) whose columns fit the chunk size."""
+    budget = CHUNK_BYTES if xp is np else GPU_CHUNK_BYTES
+    step = max(1, budget // max(bytes_per_item, 1), -(-MIN_ROWS // max(rows_per_item, 1)))
+    return [(a, min(a + step, stop)) for a in range(start, stop, step)]
 
-    On the CPU a chunk holds at least one image per core, so that the copies into
-    it can run on all cores.
+
+class ChunkBuffer:
+    """One reusable buffer for group-major column chunks (G, n, ...) of up to ``step`` images.
+
+    A chunk of fewer images is a contiguous prefix, so ``(G, rows, K)`` reshapes never copy.
     """
-    least = num_workers() if xp is np else 1
-    step = max(least, CHUNK_BYTES // max(bytes_per_item, 1))
-    return [(a, min(a + step, n)) for a in range(0, n, step)]
+
+    def __init__(self, shape, step: int, dtype, xp):
+        self.tail = shape[2:]
+        self.groups = shape[0]
+        self.flat = xp.empty(self.groups * step * math.prod(self.tail), dtype)
+
+    def take(self, images: int):
+        shape = (self.groups, images) + self.tail
+        return self.flat[: math.prod(shape)].reshape(shape)
 
 
 def group_rows(a, groups: int):
@@ -80,22 +98,18 @@ def column_shape(n: int, channels: int, groups: int, window: Window, out_hw) -> 
 def col2im(cols, dx, window: Window) -> None:
     """Adjoint of im2col: add every tap's columns (G, n, Ho, Wo, kh, kw, Cg) into NHWC ``dx`` in place.
 
-    One strided slice-add per tap; images go to the cores in parallel.
+    One strided slice-add per tap.
     """
     n, h, w, c = dx.shape
     groups = cols.shape[0]
     dxv = dx.reshape(n, h, w, groups, c // groups)
-    taps = list(window.taps((h, w), cols.shape[2:4]))
-
-    def add(a, b):
-        for i, j, (ho, wo), (hi, wi) in taps:
-            dxv[a:b, hi, wi] += cols[:, a:b, ho, wo, i, j, :].transpose(1, 2, 3, 0, 4)
-
-    map_row_blocks(add, n, cols[:, 0].nbytes, xp_of(dx))
+    for i, j, (ho, wo), (hi, wi) in window.taps((h, w), cols.shape[2:4]):
+        dxv[:, hi, wi] += cols[:, :, ho, wo, i, j, :].transpose(1, 2, 3, 0, 4)
 
 
-def columns(x, window: Window, groups: int, out_hw) -> Iterator[tuple[int, int, object]]:
-    """Per batch chunk of NHWC ``x``: (start, stop, columns as a (G, rows, kh*kw*Cg) view).
+def columns(x, window: Window, groups: int, out_hw, start: int = 0, stop: int | None = None
+            ) -> Iterator[tuple[int, int, object]]:
+    """Per chunk of the images [start, stop) of NHWC ``x``: (a, b, columns as a (G, rows, kh*kw*Cg) view).
 
     A 1x1 window without padding needs no copy at stride 1 (the input is the column
     matrix) and one subsampling copy otherwise. The yielded view is overwritten by
@@ -103,24 +117,24 @@ def columns(x, window: Window, groups: int, out_hw) -> Iterator[tuple[int, int, 
     """
     xp = xp_of(x)
     n, h, w, c = x.shape
+    stop = n if stop is None else stop
     if window.pointwise:
+        part = x[start:stop]
         if window.stride != (1, 1):
-            x = xp.ascontiguousarray(x[:, :: window.stride[0], :: window.stride[1]])
-        yield 0, n, group_rows(x, groups)
+            part = xp.ascontiguousarray(part[:, :: window.stride[0], :: window.stride[1]])
+        yield start, stop, group_rows(part, groups)
         return
     shape = column_shape(n, c, groups, window, out_hw)
-    chunks = batch_chunks(n, x.itemsize * math.prod(shape) // n, xp)
+    chunks = batch_chunks(start, stop, x.itemsize * math.prod(shape) // max(n, 1), out_hw[0] * out_hw[1], xp)
+    if not chunks:
+        return
     step = chunks[0][1] - chunks[0][0]
     padded = PaddedChunks(x, window, out_hw, step)
-    buf = xp.empty(shape[:1] + (step,) + shape[2:], x.dtype)
+    buf = ChunkBuffer(shape, step, x.dtype, xp)
     k = shape[4] * shape[5] * shape[6]
     for a, b in chunks:
-        cols = buf[:, : b - a]
-
-        def fill(i, j):  # images a+i .. a+j of this chunk; images go to the cores in parallel
-            copy_windows(padded.chunk(a + i, a + j, at=i), cols[:, i:j], window)
-
-        map_row_blocks(fill, b - a, cols[:, 0].nbytes, xp)
+        cols = buf.take(b - a)
+        copy_windows(padded.chunk(a, b), cols, window)
         yield a, b, cols.reshape(groups, -1, k)
 
 
