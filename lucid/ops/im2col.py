@@ -36,9 +36,15 @@ GPU_CHUNK_BYTES = 1 << 26  # on the GPU: few, large GEMMs
 MIN_ROWS = 256  # GEMM rows per chunk at least: fewer make BLAS slow
 
 
-def batch_chunks(start: int, stop: int, bytes_per_item: int, rows_per_item: int, xp) -> list[tuple[int, int]]:
-    """Consecutive [a, b) ranges of the images [start, stop) whose columns fit the chunk size."""
-    budget = CHUNK_BYTES if xp is np else GPU_CHUNK_BYTES
+def batch_chunks(start: int, stop: int, bytes_per_item: int, rows_per_item: int, xp,
+                 least_bytes: int = 0) -> list[tuple[int, int]]:
+    """Consecutive [a, b) ranges of the images [start, stop) whose columns fit the chunk size.
+
+    ``least_bytes`` raises the size: a GEMM packs its weight operand once per call, so
+    a chunk's columns should outweigh the weights (ResNet's deep layers: 9 MiB weights,
+    small images).
+    """
+    budget = max(CHUNK_BYTES if xp is np else GPU_CHUNK_BYTES, least_bytes)
     step = max(1, budget // max(bytes_per_item, 1), -(-MIN_ROWS // max(rows_per_item, 1)))
     return [(a, min(a + step, stop)) for a in range(start, stop, step)]
 
@@ -107,13 +113,13 @@ def col2im(cols, dx, window: Window) -> None:
         dxv[:, hi, wi] += cols[:, :, ho, wo, i, j, :].transpose(1, 2, 3, 0, 4)
 
 
-def columns(x, window: Window, groups: int, out_hw, start: int = 0, stop: int | None = None
-            ) -> Iterator[tuple[int, int, object]]:
+def columns(x, window: Window, groups: int, out_hw, start: int = 0, stop: int | None = None,
+            least_bytes: int = 0) -> Iterator[tuple[int, int, object]]:
     """Per chunk of the images [start, stop) of NHWC ``x``: (a, b, columns as a (G, rows, kh*kw*Cg) view).
 
     A 1x1 window without padding needs no copy at stride 1 (the input is the column
     matrix) and one subsampling copy otherwise. The yielded view is overwritten by
-    the next chunk.
+    the next chunk. ``least_bytes``: see ``batch_chunks``.
     """
     xp = xp_of(x)
     n, h, w, c = x.shape
@@ -125,7 +131,8 @@ def columns(x, window: Window, groups: int, out_hw, start: int = 0, stop: int | 
         yield start, stop, group_rows(part, groups)
         return
     shape = column_shape(n, c, groups, window, out_hw)
-    chunks = batch_chunks(start, stop, x.itemsize * math.prod(shape) // max(n, 1), out_hw[0] * out_hw[1], xp)
+    chunks = batch_chunks(start, stop, x.itemsize * math.prod(shape) // max(n, 1), out_hw[0] * out_hw[1], xp,
+                          least_bytes)
     if not chunks:
         return
     step = chunks[0][1] - chunks[0][0]
