@@ -68,3 +68,43 @@ def test_relu_of_a_strided_view():
     np.testing.assert_array_equal(y.data, np.maximum(x, 0))
     y.sum().backward()
     np.testing.assert_array_equal(t.grad.data, (x > 0).astype(np.float32))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_relu_is_relu_of_batch_norm(training):
+    rng = np.random.default_rng(8)
+    x = lucid.Tensor(nhwc((4, 6, 5, 5), 9, np.float64) * 2 + 1, requires_grad=True)
+    w = lucid.Tensor(rng.standard_normal(6), requires_grad=True)
+    b = lucid.Tensor(rng.standard_normal(6), requires_grad=True)
+    stats = [lucid.Tensor(rng.standard_normal(6)), lucid.Tensor(rng.uniform(0.5, 2, 6))]
+    g = lucid.Tensor(rng.standard_normal((4, 6, 5, 5)))
+    results = []
+    for fused in (False, True):
+        rm, rv = (lucid.Tensor(s.data.copy()) for s in stats)
+        x.grad = w.grad = b.grad = None
+        if fused:
+            y = ops.batch_norm(x, rm, rv, w, b, training=training, relu=True)
+        else:
+            y = ops.relu(ops.batch_norm(x, rm, rv, w, b, training=training))
+        y.backward(g)
+        results.append([y.data, x.grad.data, w.grad.data, b.grad.data, rm.data, rv.data])
+    for plain, fused in zip(*results):
+        np.testing.assert_allclose(fused, plain, rtol=1e-12, atol=1e-12)
+    assert is_channels_last(results[1][0]) and is_channels_last(results[1][1])
+    assert gradcheck(lambda x, w, b: ops.batch_norm(x, None, None, w, b, training=True, relu=True), [x, w, b])
+
+
+def test_model_blocks_fuse_batch_norm_and_relu_unless_hooks_watch_them():
+    from lucid.models import resnet_18
+
+    lucid.manual_seed(0)
+    model = resnet_18(num_classes=4, stem_type="cifar")
+    x = lucid.randn(2, 3, 8, 8)
+    fused = model(x).data.copy()
+    seen = []
+    block = model.layer1[0]
+    handle = block.relu.register_forward_hook(lambda m, args, out: seen.append(out.shape))
+    hooked = model(x).data
+    handle.remove()
+    np.testing.assert_allclose(hooked, fused, rtol=1e-6, atol=1e-6)
+    assert seen == [(2, 64, 8, 8)]  # the block ran its ReLU module (once: the join is add_relu)

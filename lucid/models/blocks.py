@@ -20,6 +20,23 @@ def add_relu(out, identity):
     return F.add_relu(out, identity)
 
 
+def bn_relu(bn: nn.Module, relu: nn.Module, x):
+    """relu(bn(x)): one fused batch_norm(relu=True) pass when ``bn`` is a BatchNorm2d and ``relu`` a ReLU.
+
+    When hooks watch either module (e.g. lucid.visual's shape tracing) or either was
+    replaced by another kind of layer, the two modules run one after the other as usual.
+    """
+    if _plain(bn, nn.BatchNorm2d) and _plain(relu, nn.ReLU):
+        return bn(x, relu=True)
+    return relu(bn(x))
+
+
+def _plain(module: nn.Module, cls: type) -> bool:
+    """``module`` runs ``cls.forward`` and no hook watches it."""
+    return (isinstance(module, cls) and type(module).forward is cls.forward
+            and not module._forward_hooks and not module._forward_pre_hooks)
+
+
 def bottleneck_width(planes: int, base_width: int, cardinality: int) -> int:
     """Channels of a bottleneck's grouped 3x3 convolution (torchvision's formula)."""
     width = int(planes * base_width / 64)
@@ -77,7 +94,7 @@ class BasicBlock(ResidualBlock):
         self.stride = stride
 
     def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
+        out = bn_relu(self.bn1, self.relu, self.conv1(x))
         out = self.bn2(self.conv2(out))
         return self.join(out, x)
 
@@ -108,7 +125,7 @@ class Bottleneck(ResidualBlock):
         self.stride = stride
 
     def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
+        out = bn_relu(self.bn1, self.relu, self.conv1(x))
+        out = bn_relu(self.bn2, self.relu, self.conv2(out))
         out = self.bn3(self.conv3(out))
         return self.join(out, x)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import lucid.nn as nn
-from lucid.models.blocks import add_relu
+from lucid.models.blocks import add_relu, bn_relu
 from lucid.models.registry import register_model
 from lucid.models.validation import check_positive
 
@@ -33,7 +33,7 @@ class Residual(nn.Module):
         self.relu = nn.ReLU()
 
     def forward(self, X):
-        Y = self.relu(self.bn1(self.conv1(X)))
+        Y = bn_relu(self.bn1, self.relu, self.conv1(X))
         Y = self.bn2(self.conv2(Y))
         return add_relu(Y, X if self.conv3 is None else self.conv3(X))
 
@@ -70,8 +70,8 @@ class ResNeXtBlock(nn.Module):
             self.conv4 = self.bn4 = None
 
     def forward(self, X):
-        Y = self.relu(self.bn1(self.conv1(X)))
-        Y = self.relu(self.bn2(self.conv2(Y)))
+        Y = bn_relu(self.bn1, self.relu, self.conv1(X))
+        Y = bn_relu(self.bn2, self.relu, self.conv2(Y))
         Y = self.bn3(self.conv3(Y))
         return add_relu(Y, X if self.conv4 is None else self.bn4(self.conv4(X)))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import lucid.nn as nn
 import lucid.nn.functional as F
-from lucid.models.blocks import ResidualBlock, bottleneck_width
+from lucid.models.blocks import ResidualBlock, bn_relu, bottleneck_width
 from lucid.models.validation import check_positive
 
 
@@ -63,10 +63,10 @@ class SplitAttentionConv2d(nn.Module):
         return F.softmax(weights, dim=1).reshape(n, -1, 1, 1)
 
     def forward(self, x):
-        x = self.relu(self.bn0(self.conv(x)))
+        x = bn_relu(self.bn0, self.relu, self.conv(x))
         splits = x.split(self.channels, dim=1) if self.radix > 1 else (x,)
         gap = F.adaptive_avg_pool2d(_sum(splits), 1)
-        attention = self.fc2(self.relu(self.bn1(self.fc1(gap))))
+        attention = self.fc2(bn_relu(self.bn1, self.relu, self.fc1(gap)))
         attention = self.radix_softmax(attention)
         if self.radix == 1:
             return attention * x
@@ -105,7 +105,7 @@ class _ResNeStBottleneck(ResidualBlock):
         self.stride = stride
 
     def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
+        out = bn_relu(self.bn1, self.relu, self.conv1(x))
         if self.avd_layer is not None and self.avd_first:
             out = self.avd_layer(out)
         out = self.conv2(out)

@@ -7,6 +7,7 @@ the ResNeSt reference, so reference keys map by adding the ``stem.`` prefix.
 from __future__ import annotations
 
 import lucid.nn as nn
+from lucid.models.blocks import bn_relu
 
 STEM_TYPES = (None, "deep", "cifar")
 
@@ -47,4 +48,4 @@ class Stem(nn.Module):
         self.relu = nn.ReLU()
 
     def forward(self, x):
-        return self.relu(self.bn1(self.conv1(x)))
+        return bn_relu(self.bn1, self.relu, self.conv1(x))

@@ -97,7 +97,8 @@ class BatchNorm2d(Module):
         """The kernel's ``stats_reduce`` hook: None here; SyncBatchNorm sums over ranks."""
         return None
 
-    def forward(self, input: Tensor) -> Tensor:
+    def forward(self, input: Tensor, relu: bool = False) -> Tensor:
+        """Normalise ``input``; ``relu=True`` returns relu of the result as one fused op (lucid only)."""
         if input.ndim not in self.input_dims:
             dims = " or ".join(f"{d}D" for d in self.input_dims)
             raise ValueError(f"{type(self).__name__}: expected {dims} input (got {input.ndim}D input of shape {input.shape})")
@@ -114,6 +115,7 @@ class BatchNorm2d(Module):
             momentum,
             self.eps,
             stats_reduce=self.stats_reduce(),
+            relu=relu,
         )
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, missing: list, expected: set, errors: list) -> None:

@@ -1,7 +1,8 @@
 """Matrix products: matmul (NumPy semantics, batched) and the fused linear layer."""
 from __future__ import annotations
 
-from lucid.autograd.function import Function
+from lucid.autograd.function import Function, xp_of
+from lucid.ops.blocked import map_batch
 from lucid.ops.broadcast import unbroadcast
 
 
@@ -33,6 +34,18 @@ class MatMul(Function):
         return ga, gb
 
 
+def rows_matmul(a, b):
+    """``a @ b`` for 2-D arrays: the rows of ``a`` shared among threads, each on one BLAS thread.
+
+    Multi-threaded BLAS calls leave OpenBLAS's helper threads spinning for a while,
+    taking the cores from the kernels that follow (see lucid.ops.blocked).
+    """
+    xp = xp_of(a, b)
+    out = xp.empty((a.shape[0], b.shape[1]), xp.result_type(a, b))
+    map_batch(lambda i, j: xp.matmul(a[i:j], b, out=out[i:j]), a.shape[0], xp)
+    return out
+
+
 class Linear(Function):
     """y = x W^T + b for x of shape (..., in_features), W of shape (out, in)."""
 
@@ -45,17 +58,17 @@ class Linear(Function):
         if bias is not None and tuple(bias.shape) != (weight.shape[0],):
             raise ValueError(f"linear: bias of shape {tuple(bias.shape)} does not match weight of shape {tuple(weight.shape)}")
         self.save_for_backward(x, weight)
-        out = x @ weight.T
+        out = rows_matmul(x.reshape(-1, x.shape[-1]), weight.T)
         if bias is not None:
             out += bias
-        return out
+        return out.reshape(x.shape[:-1] + (weight.shape[0],))
 
     def backward(self, g):
         x, weight = self.saved
         need = self.needs_input_grad
         g2 = g.reshape(-1, g.shape[-1])
-        gx = (g @ weight) if need[0] else None
-        gw = (g2.T @ x.reshape(-1, x.shape[-1])) if need[1] else None
+        gx = rows_matmul(g2, weight).reshape(x.shape) if need[0] else None
+        gw = rows_matmul(g2.T, x.reshape(-1, x.shape[-1])) if need[1] else None
         gb = g2.sum(axis=0) if len(need) > 2 and need[2] else None
         return gx, gw, gb
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Callable
 
 from lucid.autograd.function import Function, xp_of
+from lucid.ops.activation import relu_backward
 from lucid.ops.blocked import map_row_blocks
 from lucid.ops.layout import from_nhwc, to_nhwc
 
@@ -106,24 +107,30 @@ def grad_sums(dy, rows, mean):
     return xp.stack([sum_dy, sum(p[1] for p in parts) + (centre.astype(f64) - mean) * sum_dy])
 
 
-def affine_rows(rows, k1, k0=None, dy=None, k=None):
-    """New (M, C) array ``(rows*k1 + k0 + dy) * k``; k0, dy and k optional, per-channel k's.
+def affine_rows(rows, k1, k0=None, dy=None, k=None, relu: bool = False, out=None):
+    """(M, C) array ``(rows*k1 + k0 + dy) * k``, then ``max(., 0)`` with ``relu``; per-channel k's.
 
-    Up to four in-place ops per block and no temporary.
+    k0, dy and k are optional. The result goes into ``out`` (which may be ``dy`` or
+    ``rows``) or a new array. A few in-place ops per block, each block in cache.
     """
     xp = xp_of(rows)
     k1, k0, k = (None if v is None else v.astype(rows.dtype) for v in (k1, k0, k))
-    out = xp.empty(rows.shape, rows.dtype)
+    out = xp.empty(rows.shape, rows.dtype) if out is None else out
 
     def block(a, b):
         o = out[a:b]
-        xp.multiply(rows[a:b], k1, out=o)
+        if dy is not None and out is dy:  # o holds dy: add the product (a block-sized temporary)
+            o += rows[a:b] * k1
+        else:
+            xp.multiply(rows[a:b], k1, out=o)
         if k0 is not None:
             o += k0
-        if dy is not None:
+        if dy is not None and out is not dy:
             o += dy[a:b]
         if k is not None:
             o *= k
+        if relu:
+            xp.maximum(o, 0, out=o)
 
     map_row_blocks(block, rows.shape[0], rows.shape[1] * rows.itemsize, xp)
     return out
@@ -157,9 +164,14 @@ def _global_stats(packed, local_rows: int):
 
 
 class BatchNorm(Function):
-    """Normalise per channel with batch statistics (training) or running statistics (eval)."""
+    """Normalise per channel with batch statistics (training) or running statistics (eval).
 
-    def forward(self, x, weight=None, bias=None, *, running_mean, running_var, training, momentum, eps, stats_reduce):
+    With ``relu`` the output is ``relu(batch_norm(x))`` in the same pass; backward masks
+    the gradient by the saved output's sign (the ReLU's backward) inside its first pass.
+    """
+
+    def forward(self, x, weight=None, bias=None, *, running_mean, running_var, training, momentum, eps, stats_reduce,
+                relu=False):
         xp = xp_of(x)
         rows = as_rows(x)
         gamma, beta = _affine(xp, weight, bias, rows.shape[1])
@@ -175,41 +187,45 @@ class BatchNorm(Function):
             mean, var = running_mean.astype(xp.float64), running_var.astype(xp.float64)
         invstd = 1.0 / xp.sqrt(var + eps)
         scale = gamma * invstd
-        y = affine_rows(rows, scale, beta - mean * scale)
+        y = affine_rows(rows, scale, beta - mean * scale, relu=relu)
         self.training, self.count, self.stats_reduce = training, count, stats_reduce
         self.shape = x.shape
         need = self.needs_input_grad
         keep_x = need[0] and training or need[1]
-        self.save_for_backward(rows if keep_x else None, mean, invstd, gamma)
+        self.save_for_backward(rows if keep_x else None, mean, invstd, gamma, y if relu and any(need) else None)
         return from_rows(y, x.shape)
 
     def backward(self, g):
-        rows, mean, invstd, gamma = self.saved
+        rows, mean, invstd, gamma, y = self.saved
         dy = as_rows(g)
+        fresh = y is not None
+        if fresh:  # through the fused ReLU: a new array this backward may overwrite
+            dy = relu_backward(dy, y)
         need = self.needs_input_grad
         if rows is None:  # eval, input gradient only
-            return from_rows(affine_rows(dy, gamma * invstd), self.shape), None, None
+            return from_rows(affine_rows(dy, gamma * invstd, out=dy if fresh else None), self.shape), None, None
         local = grad_sums(dy, rows, mean)
         gw = (local[1] * invstd).astype(g.dtype) if need[1] else None
         gb = local[0].astype(g.dtype) if need[2] else None
-        gx = from_rows(self._grad_input(dy, rows, local, mean, invstd, gamma), self.shape) if need[0] else None
+        gx = from_rows(self._grad_input(dy, rows, local, mean, invstd, gamma, fresh), self.shape) if need[0] else None
         return gx, gw, gb
 
-    def _grad_input(self, dy, rows, local, mean, invstd, gamma):
+    def _grad_input(self, dy, rows, local, mean, invstd, gamma, fresh: bool):
         """dx = dy*k1 + x*k2 + k3 (training: batch statistics depend on x) or dy*k1 (eval).
 
         Training computes it as k1 * (x*k2' + k3' + dy) with k2 = k1*k2', k3 = k1*k3'
         (no division: k1 = 0 gives 0), in four in-place ops per block.
         """
         k1 = gamma * invstd
+        out = dy if fresh else None  # write over a gradient array of our own
         if not self.training:
-            return affine_rows(dy, k1)
+            return affine_rows(dy, k1, out=out)
         packed = local.copy()  # the hook may reduce in place; weight/bias grads keep the local sums
         if self.stats_reduce is not None:
             packed = self.stats_reduce(packed)
         k2 = -invstd * invstd * packed[1] / self.count
         k3 = -packed[0] / self.count - k2 * mean
-        return affine_rows(rows, k2, k3, dy, k1)
+        return affine_rows(rows, k2, k3, dy, k1, out=out)
 
 
 def batch_norm(
@@ -222,6 +238,7 @@ def batch_norm(
     momentum: float = 0.1,
     eps: float = 1e-5,
     stats_reduce: StatsReduce | None = None,
+    relu: bool = False,
 ):
     """Batch normalisation over (N, C), (N, C, L) or (N, C, H, W) input (PyTorch's F.batch_norm).
 
@@ -230,6 +247,7 @@ def batch_norm(
     unbiased variance. Eval normalises with the running statistics.
     ``stats_reduce`` (training only) maps the packed per-channel statistics to
     their sum over all participating processes; see the module docstring.
+    ``relu=True`` returns ``relu(batch_norm(...))`` as one fused op (no PyTorch equivalent).
     """
     op = "batch_norm"
     if input.ndim not in (2, 3, 4):
@@ -251,4 +269,5 @@ def batch_norm(
         momentum=momentum,
         eps=eps,
         stats_reduce=stats_reduce,
+        relu=relu,
     )
