@@ -280,7 +280,7 @@ def report(args, lucid_w, torch_w, times, peaks, loads) -> None:
     print(f"{args.model}{stem}, batch {args.batch}, {args.size}x{args.size}, {args.threads} threads, {mode}")
     print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')} "
           f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE', '(unset)')}; "
-          f"1-min load average {loads[0]:.2f} before, {loads[1]:.2f} after (this run adds about 1)")
+          f"1-min load average {loads[0]:.2f} before, {loads[1]:.2f} after (this run's own threads add about {args.threads})")
     print(f"lucid BLAS: {lucid_w.info['blas']}")
     if torch_w is not None:
         layout = "channels_last" if args.channels_last_torch else "NCHW"
