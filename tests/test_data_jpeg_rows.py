@@ -102,17 +102,28 @@ PIPELINES = [
 ]
 
 
-@pytest.mark.parametrize("k", range(len(PIPELINES)))
-def test_pipelines_give_the_same_samples_as_with_full_decoding(k, monkeypatch):
-    t = PIPELINES[k]
-    files = [jpeg(240, 180, seed=1), jpeg(180, 240, seed=2, subsampling=0), jpeg(250, 170, mode="L", seed=3)]
+FILES = [jpeg(240, 180, seed=1), jpeg(180, 240, seed=2, subsampling=0), jpeg(250, 170, mode="L", seed=3)]
+
+
+def _compare_with_full_decoding(t, monkeypatch) -> list:
     used = _spy(monkeypatch)
-    fast = [t(open_image(io.BytesIO(d), t.input_mode or "RGB"), sample_generator(0, 1, i)) for i, d in enumerate(files * 6)]
+    fast = [t(open_image(io.BytesIO(d), t.input_mode or "RGB"), sample_generator(0, 1, i)) for i, d in enumerate(FILES * 6)]
     monkeypatch.setattr(image_module, "decode_top_rows", lambda img, rows: False)
-    slow = [t(open_image(io.BytesIO(d), t.input_mode or "RGB"), sample_generator(0, 1, i)) for i, d in enumerate(files * 6)]
+    slow = [t(open_image(io.BytesIO(d), t.input_mode or "RGB"), sample_generator(0, 1, i)) for i, d in enumerate(FILES * 6)]
     for i, (a, b) in enumerate(zip(fast, slow)):
         np.testing.assert_array_equal(a, b, err_msg=f"sample {i}")
     assert any(done and rows < height for rows, height, done in used)  # the fast path ran
+    return used
+
+
+@pytest.mark.parametrize("k", range(len(PIPELINES)))
+def test_pipelines_give_the_same_samples_as_with_full_decoding(k, monkeypatch):
+    _compare_with_full_decoding(PIPELINES[k], monkeypatch)
+
+
+def test_draft_decoding_stops_at_the_needed_row_too(monkeypatch):
+    used = _compare_with_full_decoding(imagenet_eval(64, resize=80), monkeypatch)  # half-scale drafts
+    assert any(done and height in (85, 90, 120) for rows, height, done in used)
 
 
 def test_a_file_truncated_below_the_needed_rows_loads_above_it_raises():
