@@ -36,6 +36,7 @@ def full_decode(data: bytes, draft=None) -> np.ndarray:
         ((97, 61), "RGB", {"subsampling": 1, "optimize": True}, None),  # 4:2:2, optimised Huffman tables
         ((301, 203), "RGB", {"restart_marker_rows": 1}, None),
         ((211, 150), "L", {}, None),
+        ((150, 110), "CMYK", {}, None),  # Adobe CMYK, four components
         ((500, 375), "RGB", {}, ("RGB", (250, 188))),  # draft: 1/2 scale
         ((640, 480), "RGB", {}, ("L", (160, 120))),  # draft: grey at 1/4 scale
         ((403, 299), "L", {}, ("L", (100, 75))),
