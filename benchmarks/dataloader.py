@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 
 import numpy as np
 from PIL import Image
 
-from lucid.data import DataLoader, ImageFolder, imagenet_train, natural_image, sample_generator
-from lucid.data.collate import to_tensors
-from lucid.data.fetch import fetch_batch
-from lucid.data.presets import IMAGENET_MEAN, IMAGENET_STD
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from lucid.data import DataLoader, ImageFolder, imagenet_train, natural_image, sample_generator  # noqa: E402
+from lucid.data.collate import to_tensors  # noqa: E402
+from lucid.data.fetch import fetch_batch  # noqa: E402
+from lucid.data.presets import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from lucid.data.transforms import RandomResizedCrop
 
 

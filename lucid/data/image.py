@@ -1,14 +1,17 @@
-"""Opening and decoding image files: mode conversion and JPEG draft decoding.
+"""Opening and decoding image files: mode conversion, JPEG draft and top-rows decoding.
 
 ``PendingImage`` is an opened but not yet decoded file. Geometric transforms look at
 its header size first, decide which source region they need and at what output size,
 and then decode: a JPEG whose region will be downscaled by 2, 4 or 8 is decoded at
-that reduced scale by libjpeg (Pillow's draft mode), the largest decode saving there is.
+that reduced scale by libjpeg (Pillow's draft mode), the largest decode saving there is,
+and a sequential JPEG only down to the last row the region needs (lucid.data.jpeg_rows).
 """
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image
+
+from lucid.data.jpeg_rows import decode_top_rows
 
 #: file extensions ImageFolder picks up (case-insensitive)
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -82,10 +85,14 @@ class PendingImage:
     def size(self) -> tuple[int, int]:
         return self.img.size
 
-    def load(self, box=None, out_size=None) -> tuple[Image.Image, float]:
+    def load(self, box=None, out_size=None, rows=None) -> tuple[Image.Image, float]:
         """Decode (in draft mode when ``box`` is downscaled to ``out_size`` by >= 2) and
         convert to the wanted mode. Returns the image and the reduction factor it was
-        decoded at: source coordinates divided by it are coordinates in the image."""
+        decoded at: source coordinates divided by it are coordinates in the image.
+
+        ``rows(factor, height)``, when given, says how many top rows of the image
+        decoded at ``factor`` the caller will read; a sequential JPEG is then decoded
+        only down to there (the rows below stay black)."""
         img = self.img
         factor = 1
         try:
@@ -97,7 +104,8 @@ class PendingImage:
                     factor = round(w / done[1][2]) if done else 1  # draft may decline (None)
             elif self.mode == "L" and img.format == "JPEG":
                 img.draft("L", None)  # libjpeg converts to grey while decoding
-            img.load()
+            if rows is None or img.format != "JPEG" or not decode_top_rows(img, rows(factor, img.size[1])):
+                img.load()
             img = to_mode(img, self.mode)
         except (OSError, SyntaxError, EOFError, ValueError, Image.DecompressionBombError) as exc:
             raise ImageLoadError(self.path, _describe(exc)) from exc

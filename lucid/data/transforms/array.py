@@ -26,8 +26,15 @@ IMAGENET_EIGVEC = (
 )
 
 
+_BYTE_MODES = {"L": 1, "RGB": 3, "RGBA": 4}  # Pillow modes whose bytes are uint8 HWC
+
+
 def _as_hwc(img) -> np.ndarray:
-    a = np.asarray(materialize(img))
+    img = materialize(img)
+    if isinstance(img, Image.Image) and img.mode in _BYTE_MODES:  # skips np.asarray's interface probing
+        w, h = img.size
+        return np.frombuffer(img.tobytes(), np.uint8).reshape(h, w, _BYTE_MODES[img.mode])
+    a = np.asarray(img)
     if a.ndim == 2:
         a = a[:, :, None]
     if a.ndim != 3:

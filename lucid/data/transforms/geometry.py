@@ -3,12 +3,13 @@
 Each geometric transform maps a ``Geometry`` (which region of the source image ends
 up at which output size, and whether it is mirrored) to a new one without touching
 pixels. A run of them is executed once: decode (in JPEG draft mode when the region
-is downscaled by >= 2), one ``Image.resize(box=...)`` (or a plain crop), one flip.
+is downscaled by >= 2, and only down to the region's last row when the JPEG is
+sequential), one ``Image.resize(box=...)`` (or a plain crop), one flip.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from PIL import Image
 
@@ -25,6 +26,15 @@ _FILTERS = {
     "lanczos": Image.Resampling.LANCZOS,
 }
 INTERPOLATIONS = (*_FILTERS, "area")
+# how far (in input pixels, times the downscale factor) each Pillow filter reads past a region
+_SUPPORT = {
+    Image.Resampling.NEAREST: 0.5,
+    Image.Resampling.BOX: 0.5,
+    Image.Resampling.BILINEAR: 1.0,
+    Image.Resampling.HAMMING: 1.0,
+    Image.Resampling.BICUBIC: 2.0,
+    Image.Resampling.LANCZOS: 3.0,
+}
 _EPS = 1e-6
 
 
@@ -75,23 +85,43 @@ class Geometry:
         x0, y0, x1, y1 = self.box
         sx, sy = (x1 - x0) / w, (y1 - y0) / h
         box = (x0 + left * sx, y0 + top * sy, x0 + (left + width) * sx, y0 + (top + height) * sy)
-        return replace(self, box=box, size=(int(width), int(height)))
+        return Geometry(box, (int(width), int(height)), self.flip, self.interpolation)
 
+    # plain constructor calls: dataclasses.replace costs several times more per sample
     def resize(self, width: int, height: int, interpolation: str) -> "Geometry":
-        return replace(self, size=(int(width), int(height)), interpolation=interpolation)
+        return Geometry(self.box, (int(width), int(height)), self.flip, interpolation)
 
     def mirrored(self) -> "Geometry":
-        return replace(self, flip=not self.flip)
+        return Geometry(self.box, self.size, not self.flip, self.interpolation)
+
+    def _source_box(self, factor: float) -> tuple:
+        """The region in an image decoded at ``1/factor`` of the source's size, and
+        its rounding when it is a plain crop (integral, output size unchanged) else None."""
+        box = tuple(v / factor for v in self.box)
+        rounded = tuple(round(v) for v in box)
+        integral = all(abs(v - r) < 1e-4 for v, r in zip(box, rounded))
+        plain = integral and (rounded[2] - rounded[0], rounded[3] - rounded[1]) == self.size
+        return box, rounded if plain else None
+
+    def rows_needed(self, factor: float, height: int) -> int:
+        """How many top rows of the image (decoded at ``1/factor``, ``height`` rows)
+        ``apply`` reads: the region's bottom plus the resampling filter's reach."""
+        box, crop = self._source_box(factor)
+        if crop is not None:
+            bottom = crop[3]
+        else:
+            scale = max((box[3] - box[1]) / self.size[1], 1.0)
+            support = _SUPPORT[resolve_filter(self.interpolation, (box[2] - box[0], box[3] - box[1]), self.size)]
+            bottom = math.ceil(box[3] + support * scale) + 1
+        return max(1, min(height, bottom))
 
     def apply(self, img: Image.Image, factor: float = 1.0) -> Image.Image:
         """Execute on ``img``, decoded at ``1/factor`` of the source's size."""
-        box = tuple(v / factor for v in self.box)
+        box, crop = self._source_box(factor)
         out_w, out_h = self.size
         W, H = img.size
-        rounded = tuple(round(v) for v in box)
-        integral = all(abs(v - r) < 1e-4 for v, r in zip(box, rounded))
-        if integral and (rounded[2] - rounded[0], rounded[3] - rounded[1]) == (out_w, out_h):
-            out = img if rounded == (0, 0, W, H) else img.crop(rounded)  # crop fills outside with 0
+        if crop is not None:
+            out = img if crop == (0, 0, W, H) else img.crop(crop)  # crop fills outside with 0
         else:
             bw, bh = box[2] - box[0], box[3] - box[1]
             resample = resolve_filter(self.interpolation, (bw, bh), (out_w, out_h))
@@ -132,7 +162,7 @@ class GeometryStage(Transform):
             geom = t.plan(geom, rng)
         factor = 1.0
         if isinstance(img, PendingImage):
-            img, factor = img.load(geom.box, geom.size)
+            img, factor = img.load(geom.box, geom.size, geom.rows_needed)
         return geom.apply(img, factor)
 
 
