@@ -91,14 +91,22 @@ def local_moments(rows):
     return xp.stack([xp.full(c, m, f64), sum(p[0] for p in parts), sum(p[1] for p in parts)])
 
 
-def grad_sums(dy, rows, mean):
-    """Packed (2, C) float64 [sum dy, sum dy*(x - mean)]; x is centred blockwise (no cancellation)."""
+def grad_sums(dy, rows, mean, relu_out=None, masked=None):
+    """Packed (2, C) float64 [sum dy, sum dy*(x - mean)]; x is centred blockwise (no cancellation).
+
+    With ``relu_out`` (the output of a fused ReLU), dy is first masked by its sign and
+    written into ``masked`` block by block, in the same pass.
+    """
     xp = xp_of(dy)
     f64 = xp.float64
     centre = mean.astype(rows.dtype)
 
     def block(a, b):
         g = dy[a:b]
+        if relu_out is not None:
+            g, m = masked[a:b], g
+            xp.greater(relu_out[a:b], 0, out=g)
+            g *= m
         return channel_sum(g).astype(f64), channel_dot(g, rows[a:b] - centre).astype(f64)
 
     parts = map_row_blocks(block, dy.shape[0], dy.shape[1] * dy.itemsize, xp)
@@ -198,13 +206,17 @@ class BatchNorm(Function):
     def backward(self, g):
         rows, mean, invstd, gamma, y = self.saved
         dy = as_rows(g)
-        fresh = y is not None
-        if fresh:  # through the fused ReLU: a new array this backward may overwrite
-            dy = relu_backward(dy, y)
+        fresh = y is not None  # through the fused ReLU: the masked gradient is a new array we may overwrite
         need = self.needs_input_grad
         if rows is None:  # eval, input gradient only
+            dy = relu_backward(dy, y) if fresh else dy
             return from_rows(affine_rows(dy, gamma * invstd, out=dy if fresh else None), self.shape), None, None
-        local = grad_sums(dy, rows, mean)
+        if fresh:
+            masked = xp_of(dy).empty(y.shape, y.dtype)
+            local = grad_sums(dy, rows, mean, y, masked)
+            dy = masked
+        else:
+            local = grad_sums(dy, rows, mean)
         gw = (local[1] * invstd).astype(g.dtype) if need[1] else None
         gb = local[0].astype(g.dtype) if need[2] else None
         gx = from_rows(self._grad_input(dy, rows, local, mean, invstd, gamma, fresh), self.shape) if need[0] else None
