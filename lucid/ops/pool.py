@@ -61,12 +61,11 @@ class MaxPool2d(Function):
         def block(a, b):
             xb, ob, dxb = xh[a:b], out[a:b], dx[a:b]
             left = gy[a:b].copy()
-            hit = xp.empty(ob.shape, dtype=bool)
             routed = xp.empty_like(ob)
             for k, ((ho, wo), (hi, wi)) in enumerate(taps):
-                hk, rk, lk = hit[:, ho, wo], routed[:, ho, wo], left[:, ho, wo]
-                xp.equal(xb[:, hi, wi], ob[:, ho, wo], out=hk)
-                xp.multiply(lk, hk, out=rk)
+                rk, lk = routed[:, ho, wo], left[:, ho, wo]
+                xp.equal(xb[:, hi, wi], ob[:, ho, wo], out=rk)  # the hit mask as 0.0 / 1.0
+                rk *= lk  # a float multiply: faster than float * bool
                 dxb[:, hi, wi] += rk
                 if k + 1 < len(taps):
                     lk -= rk
