@@ -139,7 +139,8 @@ def _fresh(gi, g, earlier) -> bool:
     base = gi.base
     if base is None:
         return True
-    if base.base is not None or not gi.flags.writeable or gi.nbytes != base.nbytes:
+    # CuPy's flags have no 'writeable': device arrays always are
+    if base.base is not None or not getattr(gi.flags, "writeable", True) or gi.nbytes != base.nbytes:
         return False
     if not gi.transpose(sorted(range(gi.ndim), key=lambda a: -gi.strides[a])).flags.c_contiguous:
         return False  # overlapping or gapped strides
