@@ -14,7 +14,7 @@ from lucid.train.config import ConfigError, load_config
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m launch.train", description=__doc__.split("\n")[0])
-    p.add_argument("--config", required=True, help="TOML run config (see configs/ and docs/config.md)")
+    p.add_argument("--config", required=True, help="TOML run config (see configs/ and docs/training.md)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set optim.lr=0.05 (repeatable)")
     p.add_argument("--resume", metavar="auto|PATH", help="continue from the newest checkpoint of this run (auto) or from PATH")

@@ -204,6 +204,32 @@ def test_many_blocks_on_threads_match_one_block(monkeypatch):
     np.testing.assert_allclose(results[0][0], reference(x, w, b), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("shape", [(2, 4, 3, 7), (1, 2, 1, 13)], ids=["M42", "M13-prime"])
+def test_wide_rows_match_narrow_rows(monkeypatch, shape, relu):
+    """Few channels are regrouped into wide rows (k divides M); values and gradients are unchanged."""
+    from lucid.ops import norm
+
+    assert norm.wide_factor(np.zeros((42, 4))) == 21 and norm.wide_factor(np.zeros((13, 2))) == 13
+    assert norm.wide_factor(np.zeros((8, 4)).T) == 1  # not dense rows: left narrow
+    rng = np.random.default_rng(8)
+    c = shape[1]
+    x, w, b = rng.standard_normal(shape) * 3 + 5, rng.standard_normal(c), rng.standard_normal(c)
+    g = rng.standard_normal(shape)
+    results = []
+    for wide_bytes in (1024, 0):
+        monkeypatch.setattr(norm, "WIDE_ROW_BYTES", wide_bytes)
+        xt, wt, bt = tensor(x, grad=True, channels_last=True), tensor(w, grad=True), tensor(b, grad=True)
+        rm, rv = lucid.zeros(c, dtype="float64"), lucid.ones(c, dtype="float64")
+        y = F.batch_norm(xt, rm, rv, wt, bt, training=True, relu=relu)
+        y.backward(lucid.Tensor(g))
+        results.append([host(y), host(xt.grad), host(wt.grad), host(bt.grad), host(rm), host(rv)])
+    for wide, narrow in zip(*results):
+        np.testing.assert_allclose(wide, narrow, rtol=1e-12, atol=1e-12)
+    expected = reference(x, w, b)
+    np.testing.assert_allclose(results[0][0], np.maximum(expected, 0) if relu else expected, rtol=1e-10, atol=1e-12)
+
+
 def test_thread_count_setting(monkeypatch):
     from lucid.ops import blocked
 
