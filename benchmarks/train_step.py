@@ -85,6 +85,35 @@ def serve(step, describe: dict, profile_steps=None) -> None:
             return
 
 
+def step_phases(model, x, y, opt, cross_entropy, no_grad, inference: bool) -> list:
+    """The (name, fn) phases of one step, the same for both frameworks.
+
+    Training: forward (incl. the loss), backward, optimizer (SGD step and zero_grad);
+    inference: the model in eval mode under no_grad, forward only.
+    """
+    if inference:
+        model.eval()
+
+        def infer():
+            with no_grad():
+                model(x)
+
+        return [("forward", infer)]
+    state = {}
+
+    def forward():
+        state["loss"] = cross_entropy(model(x), y)
+
+    def backward():
+        state.pop("loss").backward()
+
+    def optimize():
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return [("forward", forward), ("backward", backward), ("optimizer", optimize)]
+
+
 def timed_phases(phases) -> dict:
     """Run (name, fn) pairs in order: wall seconds per name and in total, and the step's CPU seconds.
 
@@ -129,38 +158,17 @@ def lucid_worker(args) -> None:
         arch = reference_kwargs(model.config)
     x, y = lucid.tensor(x_np), lucid.tensor(y_np)
     opt = lucid.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=1e-4)
-    state = {}
+    phases = step_phases(model, x, y, opt, F.cross_entropy, lucid.no_grad, args.inference)
 
-    def forward():
-        state["loss"] = F.cross_entropy(model(x), y)
-
-    def backward():
-        state.pop("loss").backward()
-
-    def optimize():
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    if args.inference:
-        model.eval()
-
-        def step():
-            with lucid.no_grad():
-                return timed_phases([("forward", lambda: model(x))])
-    else:
-        def step():
-            return timed_phases([("forward", forward), ("backward", backward), ("optimizer", optimize)])
+    def step():
+        return timed_phases(phases)
 
     def profile_steps(n: int) -> str:
         from lucid.autograd.profiler import profile  # noqa: PLC0415
 
         with profile() as prof:
             for _ in range(n):
-                if args.inference:
-                    with lucid.no_grad(), prof.phase("forward"):
-                        model(x)
-                    continue
-                for name, fn in (("forward", forward), ("backward", backward), ("optimizer", optimize)):
+                for name, fn in phases:
                     with prof.phase(name):
                         fn()
         return prof.table()
@@ -199,27 +207,10 @@ def torch_worker(args) -> None:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=1e-4)
-    state = {}
+    phases = step_phases(model, x, y, opt, TF.cross_entropy, torch.no_grad, args.inference)
 
-    def forward():
-        state["loss"] = TF.cross_entropy(model(x), y)
-
-    def backward():
-        state.pop("loss").backward()
-
-    def optimize():
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    if args.inference:
-        model.eval()
-
-        def step():
-            with torch.no_grad():
-                return timed_phases([("forward", lambda: model(x))])
-    else:
-        def step():
-            return timed_phases([("forward", forward), ("backward", backward), ("optimizer", optimize)])
+    def step():
+        return timed_phases(phases)
 
     config = torch.__config__.show()
     blas = next((part.strip() for part in config.replace("\n", ",").split(",") if "BLAS_INFO" in part), "")
