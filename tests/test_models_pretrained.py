@@ -138,6 +138,17 @@ def test_non_strict_loads_what_maps_but_never_a_wrong_shape(tmp_path):
         load_pretrained(tiny_resnet(), tmp_path / "wrong.npz", strict=False)
 
 
+def test_lazy_modules_take_the_file_shapes(tmp_path):
+    """Like load_state_dict: lazy placeholders are materialised with the stored shapes."""
+    state = random_state({"0.weight": (4, 2, 3, 3), "0.bias": (4,), **_bn("1", 4)})
+    np.savez(tmp_path / "lazy.npz", **state)
+    model = load_pretrained(lucid.nn.Sequential(lucid.nn.LazyConv2d(4, 3), lucid.nn.LazyBatchNorm2d()), tmp_path / "lazy.npz")
+    assert type(model[0]).__name__ == "Conv2d" and model[0].in_channels == 2
+    np.testing.assert_array_equal(model[0].weight.detach().numpy(), state["0.weight"])
+    np.testing.assert_array_equal(model[1].running_var.numpy(), state["1.running_var"])
+    assert model(lucid.randn(1, 2, 5, 5)).shape == (1, 4, 3, 3)
+
+
 def test_bad_source_and_file_type(tmp_path):
     with pytest.raises(ValueError, match="unknown weight source 'keras'; valid: torchvision, timm"):
         load_pretrained(tiny_resnet(), tmp_path / "w.npz", source="keras")

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from lucid.nn.parameter import is_uninitialized
+
 SOURCES = ("torchvision", "timm")
 _STEM_PREFIXES = ("conv1.", "bn1.")  # top-level reference names that moved under stem.
 _OPTIONAL_SUFFIX = "num_batches_tracked"
@@ -82,17 +84,17 @@ def load_pretrained(model, path: str | os.PathLike, source: str = "torchvision",
     unmapped = [ref for key, (ref, _) in arrays.items() if key not in targets and not key.endswith(_OPTIONAL_SUFFIX)]
     missing = [key for key in targets if key not in arrays and not key.endswith(_OPTIONAL_SUFFIX)]
     mismatched = [f"{ref} {tuple(v.shape)} -> {key} {tuple(targets[key].shape)}"
-                  for key, (ref, v) in arrays.items() if key in targets and tuple(v.shape) != tuple(targets[key].shape)]
+                  for key, (ref, v) in arrays.items()
+                  if key in targets and not is_uninitialized(targets[key]) and tuple(v.shape) != tuple(targets[key].shape)]
     problems = [_listing(t, i) for t, i in (("keys that map to no model tensor", unmapped),
                                             ("model keys the file lacks", missing),
                                             ("shape mismatches", mismatched)) if i]
     if problems and (strict or mismatched):
         raise ValueError(f"load_pretrained({os.fspath(path)!r}, source={source!r}) into "
                          f"{type(model).__name__}:\n  " + "\n  ".join(problems))
-    for key, (_, value) in arrays.items():
-        if key in targets:
-            target = targets[key]
-            target.copy_(np.asarray(value).astype(target.dtype, copy=False))
+    # load_state_dict copies in place (casting to each tensor's dtype and device) and
+    # materialises a lazy module's placeholders with the file's shapes, as PyTorch's does
+    model.load_state_dict({key: np.asarray(value) for key, (_, value) in arrays.items() if key in targets}, strict=False)
     return model
 
 
