@@ -13,11 +13,13 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
+import time
 import traceback
 
 import numpy as np
 
 _installed = False
+ABORT_GRACE_SECONDS = 0.5  # see abort()
 
 
 def _tag(text: str) -> str:
@@ -35,6 +37,9 @@ def abort(message: str, code: int = 1) -> None:
     sys.stderr.flush()
     sys.stdout.flush()
     if comm.is_initialized() and comm.world_size() > 1:
+        # The launcher forwards output and the abort request on separate channels; without
+        # a pause it could tear the job down before this rank's message reaches the user.
+        time.sleep(ABORT_GRACE_SECONDS)
         comm.world().comm.Abort(code)
     # A world of one has nobody to wait for: leave without running atexit handlers
     # that could block (e.g. a thread joining in MPI_Finalize).
