@@ -86,13 +86,13 @@ def wide_factor(rows, *others) -> int:
 
 
 def widen(a, k: int):
-    """(M/k, k*C) view of dense (M, C) rows (None stays None)."""
-    return None if a is None or k == 1 else a.reshape(a.shape[0] // k, -1)
+    """(M/k, k*C) view of dense (M, C) rows (``a`` itself when k is 1; None stays None)."""
+    return a if a is None or k == 1 else a.reshape(a.shape[0] // k, -1)
 
 
 def tile(v, k: int):
-    """A per-channel vector repeated for the k channel groups of a wide row."""
-    return None if v is None or k == 1 else xp_of(v).tile(v, k)
+    """A per-channel vector repeated for the k channel groups of a wide row (``v`` when k is 1)."""
+    return v if v is None or k == 1 else xp_of(v).tile(v, k)
 
 
 def fold(v, k: int):
@@ -113,7 +113,7 @@ def local_moments(rows):
     f64 = xp.float64
     m, c = rows.shape
     k = wide_factor(rows)
-    wide = rows if k == 1 else widen(rows, k)
+    wide = widen(rows, k)
 
     def block(a, b):
         xb = wide[a:b]
@@ -138,9 +138,8 @@ def grad_sums(dy, rows, mean, relu_out=None, masked=None):
     f64 = xp.float64
     centre = mean.astype(rows.dtype)
     k = wide_factor(rows, dy, relu_out, masked)
-    if k > 1:
-        dy, rows, relu_out, masked = (widen(a, k) for a in (dy, rows, relu_out, masked))
-    wide_centre = centre if k == 1 else tile(centre, k)
+    dy, rows, relu_out, masked = (widen(a, k) for a in (dy, rows, relu_out, masked))
+    wide_centre = tile(centre, k)
 
     def block(a, b):
         g = dy[a:b]
@@ -166,8 +165,8 @@ def affine_rows(rows, k1, k0=None, dy=None, k=None, relu: bool = False, out=None
     result = xp.empty(rows.shape, rows.dtype) if out is None else out
     w = wide_factor(rows, dy, result)
     out_is_dy = dy is not None and out is dy
-    rows, dy, out = (a if w == 1 else widen(a, w) for a in (rows, dy, result))
-    k1, k0, k = (None if v is None else (v if w == 1 else tile(v, w)).astype(rows.dtype) for v in (k1, k0, k))
+    rows, dy, out = (widen(a, w) for a in (rows, dy, result))
+    k1, k0, k = (None if v is None else tile(v, w).astype(rows.dtype) for v in (k1, k0, k))
 
     def block(a, b):
         o = out[a:b]
