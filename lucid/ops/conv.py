@@ -45,15 +45,19 @@ def rotated_weight_matrix(weight, groups: int):
     return out.reshape(groups, kh * kw * og, cg)
 
 
-def weight_from_matrix(wmat, shape):
+def weight_from_matrix(wmat, shape, og_major: bool = False):
     """Inverse of weight_matrix: (G, kh*kw*Cg, Og) back to a new (O, Cg, kh, kw) array.
 
+    With ``og_major`` ``wmat`` is the transposed matrix, (G, Og, kh*kw*Cg).
     The result owns its memory (no view), so the engine can accumulate into it.
     """
     o, cg, kh, kw = shape
     groups = wmat.shape[0]
     out = xp_of(wmat).empty(shape, wmat.dtype)
-    src = wmat.reshape(groups, kh * kw, cg, o // groups).transpose(0, 3, 2, 1)
+    if og_major:
+        src = wmat.reshape(groups, o // groups, kh * kw, cg).transpose(0, 1, 3, 2)
+    else:
+        src = wmat.reshape(groups, kh * kw, cg, o // groups).transpose(0, 3, 2, 1)
     transposing_copy(out.reshape(groups, o // groups, cg, kh * kw), src, rows=1, cols=2)
     return out
 
@@ -135,12 +139,7 @@ def conv_grad_weight(x, gy, window: Window, groups: int, shape):
         return xp.zeros(shape, x.dtype)
     for t in sums[1:]:
         sums[0] += t
-    if not og_major:
-        return weight_from_matrix(sums[0], shape)
-    # (G, Og, kh*kw*Cg) -> (O, Cg, kh, kw): a small transpose within each output channel
-    out = xp.empty(shape, x.dtype)
-    out.reshape(groups, o // groups, cg, kh * kw)[...] = sums[0].reshape(groups, o // groups, kh * kw, cg).transpose(0, 1, 3, 2)
-    return out
+    return weight_from_matrix(sums[0], shape, og_major)
 
 
 def conv_grad_input(gy, weight, window: Window, groups: int, in_hw):
