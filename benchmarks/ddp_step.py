@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -30,6 +29,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from lucid.distributed.launcher import find_mpiexec  # noqa: E402 - after the path set-up
 
 
 def build_model(sync_bn: bool):
@@ -118,7 +119,7 @@ def launch(n: int, args) -> dict:
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    cmd = [shutil.which("mpiexec") or "mpiexec", "-n", str(n), sys.executable, os.path.abspath(__file__), "--worker",
+    cmd = [find_mpiexec() or "mpiexec", "-n", str(n), sys.executable, os.path.abspath(__file__), "--worker",
            "--batch", str(args.batch), "--steps", str(args.steps), "--image", str(args.image)]
     cmd += ["--sync-bn"] if args.sync_bn else []
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout

@@ -15,18 +15,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)
+
+from lucid.distributed.launcher import find_mpiexec  # noqa: E402 - after the path set-up
 
 
 def mpiexec() -> str:
     """The mpiexec next to this Python (the mpich wheel's in a venv), else the one on PATH."""
-    exe = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+    exe = find_mpiexec()
     if exe is None:
         sys.exit("mpiexec not found: pip install mpich (or run inside the project's .venv)")
     return exe

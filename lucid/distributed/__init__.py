@@ -32,11 +32,13 @@ from lucid.distributed.comm import (
 )
 from lucid.distributed.ddp import DistributedDataParallel
 from lucid.distributed.failure import abort, abort_on_exit, nonfinite
+from lucid.distributed.launcher import find_mpiexec
 from lucid.distributed.metrics import ClassificationMeter, reduce_sums
 from lucid.distributed.sync_batchnorm import SyncBatchNorm
 from lucid.distributed.watchdog import watch
 
 __all__ = [
+    "find_mpiexec",
     "ClassificationMeter",
     "DistributedDataParallel",
     "ReduceOp",

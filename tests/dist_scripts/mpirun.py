@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from lucid.distributed.launcher import find_mpiexec
+
 SCRIPTS = Path(__file__).resolve().parent
 ROOT = SCRIPTS.parents[1]
 
@@ -33,7 +35,7 @@ class Run:
 
 def mpiexec() -> str:
     """The mpiexec next to this Python (the mpich wheel's in a venv), else the one on PATH."""
-    exe = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+    exe = find_mpiexec()
     if exe is None:
         pytest.skip("mpiexec is not on PATH")
     return exe
