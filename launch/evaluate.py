@@ -38,6 +38,8 @@ def main(argv=None) -> int:
         print(f"error: cannot read weights {args.weights}: {exc}", file=sys.stderr)
         return 2
     cfg.run.progress = False
+    cfg.run.ema_decay = 0.0  # the weights file is what gets evaluated: no EMA, no pretrained load first
+    cfg.model.pretrained = ""
     trainer = Trainer(cfg)
     try:
         trainer.model.load_state_dict({k: lucid.tensor(v) for k, v in weights.items()})

@@ -2,9 +2,13 @@
 
     python -m launch.export runs/debug/checkpoints/step_00000032 --out model.safetensors
     python -m launch.export runs/debug/checkpoints --out model.safetensors   # newest checkpoint
+    python -m launch.export runs/debug/checkpoints --best --ema --out model.safetensors
 
 The file holds the model's state_dict (parameters and buffers, lucid's key names) and,
 in its metadata, the run config, so ``launch.evaluate`` and ``lucid.models`` can use it.
+``--best`` picks the checkpoint marked best (``run.keep_best``) instead of the newest;
+``--ema`` writes the moving average of the weights (``run.ema_decay``) instead of the
+raw weights.
 """
 from __future__ import annotations
 
@@ -16,18 +20,41 @@ import sys
 import numpy as np
 
 
-def consolidate(path: str) -> tuple[dict[str, np.ndarray], dict]:
-    """(name -> array of the model's state_dict, run config) of the checkpoint at ``path``."""
+def choose(path: str, best: bool = False) -> str:
+    """The checkpoint ``path`` names: itself, or in a directory of checkpoints the newest
+    one (``best``: the newest marked best, which is the best)."""
+    from lucid.distributed import checkpoint, checkpoint_marks  # noqa: PLC0415
+
+    single = os.path.isfile(os.path.join(path, checkpoint.MANIFEST))
+    if single and not best:
+        return path
+    if single:
+        if "best" not in checkpoint_marks.marks_of(path):
+            raise checkpoint.CheckpointError(f"--best: {path} is not marked best; give its directory of checkpoints")
+        return path
+    found = checkpoint.committed(path)
+    if not found:
+        raise checkpoint.CheckpointError(f"{path} is neither a checkpoint nor a directory of checkpoints")
+    if not best:
+        return found[-1]
+    marked = checkpoint_marks.newest_marked(found, "best")
+    if marked is None:
+        raise checkpoint.CheckpointError(f"--best: no checkpoint under {path} is marked best (train with run.keep_best = true)")
+    return marked
+
+
+def consolidate(path: str, best: bool = False, ema: bool = False) -> tuple[dict[str, np.ndarray], dict]:
+    """(name -> array of the model's state_dict, run config) of the checkpoint ``choose(path, best)``;
+    ``ema``: the EMA weights instead of the raw ones."""
     from lucid import _backend  # noqa: PLC0415
     from lucid.distributed import checkpoint  # noqa: PLC0415
 
-    if not os.path.isfile(os.path.join(path, checkpoint.MANIFEST)):
-        newest = checkpoint.committed(path)
-        if not newest:
-            raise checkpoint.CheckpointError(f"{path} is neither a checkpoint nor a directory of checkpoints")
-        path = newest[-1]
+    path = choose(path, best)
     state, _, _ = checkpoint.load(path, map_location="cpu")
-    weights = {k: _backend.asnumpy(v.data).copy(order="C") for k, v in state["model"].items()}  # keeps 0-d arrays 0-d
+    if ema and "ema" not in state:
+        raise checkpoint.CheckpointError(f"--ema: {path} holds no EMA weights (its run had run.ema_decay = 0)")
+    source = state["ema"]["weights"] if ema else state["model"]
+    weights = {k: _backend.asnumpy(v.data).copy(order="C") for k, v in source.items()}  # keeps 0-d arrays 0-d
     return weights, state["config"]
 
 
@@ -35,13 +62,15 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m launch.export", description=__doc__.split("\n")[0])
     p.add_argument("checkpoint", help="a checkpoint directory (step_XXXXXXXX) or a directory of them")
     p.add_argument("--out", required=True, help="output .safetensors file")
+    p.add_argument("--best", action="store_true", help="the checkpoint marked best (run.keep_best) instead of the newest")
+    p.add_argument("--ema", action="store_true", help="the EMA weights (run.ema_decay) instead of the raw weights")
     args = p.parse_args(argv)
     import safetensors.numpy  # noqa: PLC0415
 
     from lucid.distributed.checkpoint import CheckpointError  # noqa: PLC0415
 
     try:
-        weights, config = consolidate(args.checkpoint)
+        weights, config = consolidate(args.checkpoint, best=args.best, ema=args.ema)
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from lucid import serialization
-from lucid.distributed import collectives, comm
+from lucid.distributed import checkpoint_marks, collectives, comm
 
 FORMAT = "lucid-checkpoint"
 VERSION = 1
@@ -110,13 +110,15 @@ def committed(directory: str) -> list[str]:
 
 
 # -- saving ------------------------------------------------------------------------
-def save(directory: str, step: int, state: dict, rank_state: dict | None = None, keep_last: int = 0) -> str:
+def save(directory: str, step: int, state: dict, rank_state: dict | None = None, keep_last: int = 0,
+         marks: dict | None = None) -> str:
     """Write ``state`` (identical on every rank) as a sharded checkpoint; collective.
 
     ``state`` is a nested dict of plain values and tensors (model and optimizer state
     dicts, scheduler, sampler cursor, ...); ``rank_state`` is this rank's own JSON-able
     data (RNG states). Returns the committed directory. Older checkpoints beyond
-    ``keep_last`` (0 = keep all) are pruned after the commit.
+    ``keep_last`` (0 = keep all) are pruned after the commit, except the newest one of
+    each mark (``marks``, e.g. ``{"best": {...}}``, go into the manifest; see checkpoint_marks).
     """
     rank, world = comm.rank(), comm.world_size()
     final = os.path.join(directory, step_dir_name(step))
@@ -149,10 +151,9 @@ def save(directory: str, step: int, state: dict, rank_state: dict | None = None,
     error = None
     if rank == 0:
         try:
-            _commit(tmp, final, step, world, enc.arrays, owner, reports)
-            if keep_last:
-                for old in committed(directory)[:-keep_last]:
-                    shutil.rmtree(old, ignore_errors=True)
+            _commit(tmp, final, step, world, enc.arrays, owner, reports, marks)
+            for old in checkpoint_marks.to_prune(committed(directory), keep_last):
+                shutil.rmtree(old, ignore_errors=True)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
     error = collectives.broadcast_object(error, 0)
@@ -175,7 +176,8 @@ def _write_share(tmp: str, rank: int, world: int, arrays: dict, owner: dict, ran
     return files
 
 
-def _commit(tmp: str, final: str, step: int, world: int, arrays: dict, owner: dict, reports: list) -> None:
+def _commit(tmp: str, final: str, step: int, world: int, arrays: dict, owner: dict, reports: list,
+            marks: dict | None = None) -> None:
     """Rank 0: manifest last, then an atomic rename of the directory into place."""
     from lucid import __version__  # noqa: PLC0415
 
@@ -194,6 +196,8 @@ def _commit(tmp: str, final: str, step: int, world: int, arrays: dict, owner: di
         },
         "files": files,
     }
+    if marks:
+        manifest["marks"] = marks
     _write_durable(os.path.join(tmp, MANIFEST), json.dumps(manifest, indent=1).encode())
     _fsync_dir(tmp)
     if os.path.exists(final):  # an older checkpoint of the same step (e.g. a re-run)

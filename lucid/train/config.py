@@ -41,6 +41,9 @@ class ModelConfig:
     name: str = "resnet_18"
     num_classes: int = field(default=1000, metadata=_positive())
     overrides: dict = field(default_factory=dict)
+    pretrained: str = ""  # a .safetensors / .npz state dict to start from ("" = random init)
+    pretrained_source: str = field(default="auto", metadata=_one_of("auto", "torchvision", "timm", "lucid"))
+    freeze: list = field(default_factory=list)  # module-name prefixes not trained, e.g. ["stem", "layer1"]
 
 
 @dataclass
@@ -79,6 +82,8 @@ class OptimConfig:
     weight_decay: float = field(default=1e-4, metadata=_non_negative())
     decay_bn_and_bias: bool = False
     label_smoothing: float = field(default=0.0, metadata=_check(lambda v: 0 <= v < 1, "must be in [0, 1)"))
+    backbone_lr_scale: float = field(default=1.0, metadata=_positive())  # lr factor outside the classifier
+    clip_grad_norm: float = field(default=0.0, metadata=_non_negative())  # max global L2 norm; 0 = off
 
 
 @dataclass
@@ -111,6 +116,9 @@ class RunConfig:
     eval_interval: int = field(default=1, metadata=_non_negative())  # epochs; 0 = only at the end
     ckpt_interval: int = field(default=0, metadata=_non_negative())  # steps; 0 = at each epoch end
     keep_last: int = field(default=3, metadata=_positive())
+    keep_best: bool = False  # also keep the checkpoint with the best val top-1
+    ema_decay: float = field(default=0.0, metadata=_check(lambda v: 0 <= v < 1, "must be in [0, 1)"))  # 0 = off
+    ema_warmup: bool = True  # timm's decay warmup: 1 - (1 + step)^(-2/3), capped at ema_decay
     progress: bool = True
     log_samples: bool = False  # append each step's sample ids to samples-rank<r>.jsonl (debugging)
 
@@ -210,6 +218,8 @@ def _check_consistency(cfg: TrainConfig, source: str) -> None:
         cfg.schedule.milestones
     ):
         raise ConfigError(f"{source}: schedule.milestones must be increasing positive epochs, got {cfg.schedule.milestones!r}")
+    if any(not isinstance(p, str) or not p for p in cfg.model.freeze):
+        raise ConfigError(f"{source}: model.freeze must be a list of module-name prefixes, got {cfg.model.freeze!r}")
     if cfg.schedule.warmup_epochs > cfg.run.epochs:
         raise ConfigError(
             f"{source}: schedule.warmup_epochs = {cfg.schedule.warmup_epochs} is longer than run.epochs = {cfg.run.epochs}"

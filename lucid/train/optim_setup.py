@@ -5,13 +5,15 @@ by global_batch / 256 (Goyal et al.'s linear scaling rule). Weight decay skips
 BatchNorm parameters and biases (every parameter with fewer than 2 dimensions) unless
 ``decay_bn_and_bias``. The schedule advances once per optimizer step: linear warmup
 over ``warmup_epochs``, then cosine to ``min_lr``, multistep decay at epoch
-milestones, or a constant rate.
+milestones, or a constant rate. ``backbone_lr_scale`` multiplies the rate of every
+parameter outside the classifier (fine-tuning; see ``lucid.train.finetune``).
 """
 from __future__ import annotations
 
 from lucid import optim
 from lucid.optim import lr_scheduler
 from lucid.train.config import OptimConfig, ScheduleConfig
+from lucid.train.finetune import split_backbone
 
 
 def param_groups(model, cfg: OptimConfig) -> list[dict]:
@@ -31,6 +33,8 @@ def scaled_lr(cfg: OptimConfig, global_batch: int) -> float:
 def build_optimizer(model, cfg: OptimConfig, global_batch: int):
     groups = param_groups(model, cfg)
     lr = scaled_lr(cfg, global_batch)
+    if cfg.backbone_lr_scale != 1:
+        groups = split_backbone(groups, model, lr * cfg.backbone_lr_scale)
     if cfg.name == "sgd":
         return optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
     return optim.AdamW(groups, lr=lr, betas=tuple(cfg.betas), eps=cfg.eps)

@@ -8,6 +8,7 @@ also at another world size, where the global batch is kept and split anew.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from contextlib import nullcontext
@@ -18,10 +19,13 @@ import lucid
 import lucid.distributed as dist
 import lucid.nn.functional as F
 from lucid.distributed import checkpoint
-from lucid.models import create_model
+from lucid.nn.utils import clip_grad_norm_
+from lucid.train.best import BestTracker
 from lucid.train.config import TrainConfig
 from lucid.train.data_setup import build_data
+from lucid.train.ema import ModelEma
 from lucid.train.logging import MetricsLog, Progress
+from lucid.train.model_setup import build_model
 from lucid.train.optim_setup import build_optimizer, build_scheduler
 
 
@@ -47,7 +51,9 @@ class Trainer:
         loaded = self._find_checkpoint(resume)
         self._settle_batch(loaded)
         lucid.manual_seed(cfg.run.seed)
-        self.model = self._build_model()
+        self.model, pretrained = build_model(cfg, self.device, self.world, self.progress.write)
+        if pretrained is not None:
+            self.log.write("pretrained", **dataclasses.asdict(pretrained))
         self.data = build_data(cfg.data, cfg.model.num_classes, self.rank, self.world, cfg.run.seed)
         self.ddp = dist.DistributedDataParallel(self.model, compression="fp16" if cfg.run.fp16_compression else None)
         self.optimizer = build_optimizer(self.model, cfg.optim, self.global_batch)
@@ -59,18 +65,13 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule, self.steps_per_epoch, cfg.run.epochs)
         self.step = self.epoch = self.skipped = 0
         self.last_eval: dict | None = None
+        self.ema = ModelEma(self.model, cfg.run.ema_decay, cfg.run.ema_warmup) if cfg.run.ema_decay else None
+        self.best = BestTracker(cfg.run.keep_best)
+        self._saved: tuple | None = None  # (step, marks) of the last checkpoint written
         if loaded is not None:
             self._restore(*loaded)
 
     # -- set-up --------------------------------------------------------------------
-    def _build_model(self):
-        cfg = self.cfg
-        model = create_model(cfg.model.name, num_classes=cfg.model.num_classes, **cfg.model.overrides)
-        model = model.to(self.device).to(cfg.run.dtype)
-        if cfg.run.sync_bn and self.world > 1:
-            model = dist.SyncBatchNorm.convert_sync_batchnorm(model)
-        return model
-
     def _find_checkpoint(self, resume: str | None):
         """(path, state, rank_state) of the checkpoint to resume from, or None."""
         if resume is None:
@@ -119,7 +120,8 @@ class Trainer:
             "global_batch": self.global_batch,
             "config": self.cfg.to_dict(),
             "lucid_version": lucid.__version__,
-        }
+            "best": self.best.state_dict(),
+        } | ({"ema": self.ema.state_dict()} if self.ema else {})
 
     def save(self) -> str:
         path = checkpoint.save(
@@ -128,9 +130,15 @@ class Trainer:
             self.state_dict(),
             rank_state={"rng": lucid.random.get_rng_state()},
             keep_last=self.cfg.run.keep_last,
+            marks=self.best.marks(self.step),
         )
-        self.log.write("checkpoint", step=self.step, epoch=self.epoch, path=path)
+        self._saved = (self.step, self.best.marks(self.step))
+        self.log.write("checkpoint", step=self.step, epoch=self.epoch, path=path, best=bool(self._saved[1]))
         return path
+
+    def _unsaved(self) -> bool:
+        """Whether this step has no checkpoint yet, or one without the best mark it now deserves."""
+        return self._saved != (self.step, self.best.marks(self.step))
 
     def _restore(self, path: str, state: dict, rank_state: dict) -> None:
         try:
@@ -141,6 +149,13 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.data.train_loader.load_state_dict(state["sampler"])
         self.step, self.epoch, self.skipped = state["step"], state["epoch"], state["skipped_steps"]
+        if "best" in state:
+            self.best.load_state_dict(state["best"])
+        if self.ema and "ema" in state:
+            self.ema.load_state_dict(state["ema"])
+        elif self.ema:
+            self.ema = ModelEma(self.model, self.cfg.run.ema_decay, self.cfg.run.ema_warmup)
+            self.progress.write(f"{path} has no EMA weights: the EMA starts from its weights at step {self.step}")
         if self.data.train_sampler.epoch_done or self._epoch_step() >= self.steps_per_epoch:
             self.epoch += 1
         if "rng" in rank_state:
@@ -162,14 +177,14 @@ class Trainer:
         first_step = self.step
         while self.epoch < run.epochs and not self._done():
             self.train_epoch()
-            if run.ckpt_interval == 0 and not self._done():
-                self.save()
             if run.eval_interval and (self.epoch + 1) % run.eval_interval == 0:
                 self.evaluate()
+            if (run.ckpt_interval == 0 and not self._done()) or (self.best.marks(self.step) and self._unsaved()):
+                self.save()
             self.epoch += 1
         if self.last_eval is None or self.last_eval["step"] != self.step:
             self.evaluate()
-        if run.ckpt_interval == 0 or self.step % run.ckpt_interval:
+        if self._unsaved():
             self.save()
         elapsed = time.perf_counter() - start
         ev = self.last_eval
@@ -180,6 +195,7 @@ class Trainer:
             "val_top1": ev["top1"],
             "val_top5": ev["top5"],
             "val_loss": ev["loss"],
+            **({"val_ema_top1": ev["ema_top1"], "val_ema_top5": ev["ema_top5"]} if self.ema else {}),
             "seconds": round(elapsed, 1),
             "img_per_s": round((self.step - first_step) * self.global_batch / max(elapsed, 1e-9), 1),
         }
@@ -203,11 +219,11 @@ class Trainer:
         self.progress.start(self.epoch, run.epochs, self.steps_per_epoch, done)
         ids = loader.sampler.indices() if run.log_samples else None
         batches = iter(loader)
-        window = {"loss": 0.0, "count": 0, "time": time.perf_counter(), "steps": 0}
+        window = {"loss": 0.0, "count": 0, "time": time.perf_counter(), "steps": 0, "grad_norms": []}
         for step_in_epoch in range(done, self.steps_per_epoch):
             if self._done():
                 break
-            loss = self._train_step(batches)
+            loss = self._train_step(batches, window["grad_norms"])
             if ids is not None:
                 b = self.cfg.data.batch_size * run.grad_accum
                 k = step_in_epoch - done
@@ -222,8 +238,11 @@ class Trainer:
                 self.save()
         self.progress.close()
 
-    def _train_step(self, batches) -> float:
-        """One optimizer step over grad_accum micro-batches; returns this rank's mean loss."""
+    def _train_step(self, batches, grad_norms: list) -> float:
+        """One optimizer step over grad_accum micro-batches; returns this rank's mean loss.
+
+        With ``optim.clip_grad_norm`` the averaged gradients (the same on every rank) are
+        clipped to that global norm and the norm before clipping goes to ``grad_norms``."""
         accum = self.cfg.run.grad_accum
         total = 0.0
         for k in range(accum):
@@ -236,7 +255,11 @@ class Trainer:
                 (loss / accum if accum > 1 else loss).backward()
             total += loss.item()
         if self.ddp.finish():
+            if self.cfg.optim.clip_grad_norm:
+                grad_norms.append(clip_grad_norm_(self.model.parameters(), self.cfg.optim.clip_grad_norm).item())
             self.optimizer.step()
+            if self.ema:
+                self.ema.update(self.model, self.step + 1)
         else:
             self.skipped += 1
             self.log.write("skipped_step", step=self.step + 1, reason="non-finite loss or gradient on some rank")
@@ -253,9 +276,11 @@ class Trainer:
         elapsed = time.perf_counter() - window["time"]
         ips = window["steps"] * self.global_batch / max(elapsed, 1e-9)
         lr = self.optimizer.param_groups[0]["lr"]
-        self.log.write("train", step=self.step, epoch=self.epoch, loss=float(loss), lr=lr, img_per_s=round(ips, 2))
+        norms = window["grad_norms"]
+        extra = {"grad_norm": sum(norms) / len(norms)} if norms else {}  # mean over the window's steps
+        self.log.write("train", step=self.step, epoch=self.epoch, loss=float(loss), lr=lr, img_per_s=round(ips, 2), **extra)
         self.progress.show(loss=f"{loss:.4f}", lr=f"{lr:.4g}", img_s=f"{ips:.1f}")
-        window.update(loss=0.0, count=0, time=time.perf_counter(), steps=0)
+        window.update(loss=0.0, count=0, time=time.perf_counter(), steps=0, grad_norms=[])
 
     def _log_samples(self, ids) -> None:
         path = os.path.join(self.run_dir, f"samples-rank{self.rank}.jsonl")
@@ -265,7 +290,26 @@ class Trainer:
 
     # -- evaluation ----------------------------------------------------------------
     def evaluate(self) -> dict:
-        """Exact top-1/top-5 and mean loss over the whole validation set (every rank a share)."""
+        """Exact top-1/top-5 and mean loss over the whole validation set (every rank a share),
+        of the raw weights and, with ``run.ema_decay``, of the EMA weights (``ema_*`` entries)."""
+        k = min(5, self.cfg.model.num_classes)
+        stats = self._evaluate_model()
+        self.last_eval = {"step": self.step, "top1": stats["top1"], "top5": stats[f"top{k}"], "loss": stats["loss"]}
+        text = f"top-1 {stats['top1']:.2f}%  top-{k} {stats[f'top{k}']:.2f}%  loss {stats['loss']:.4f}"
+        if self.ema:
+            with self.ema.applied_to(self.model):
+                ema = self._evaluate_model()
+            self.last_eval.update(ema_top1=ema["top1"], ema_top5=ema[f"top{k}"], ema_loss=ema["loss"])
+            text += f"; EMA top-1 {ema['top1']:.2f}%  top-{k} {ema[f'top{k}']:.2f}%  loss {ema['loss']:.4f}"
+        new_best = self.best.observe(self.step, stats["top1"])
+        record = {m: v for m, v in self.last_eval.items() if m != "step"}
+        self.log.write("eval", step=self.step, epoch=self.epoch, count=stats["count"], **record, best=new_best)
+        self.progress.write(f"eval at step {self.step} (epoch {self.epoch + 1}): {text}  ({stats['count']} images)"
+                            + ("  new best" if new_best else ""))
+        return self.last_eval
+
+    def _evaluate_model(self) -> dict:
+        """The meter's statistics of ``self.model`` as it is now."""
         self.model.eval()
         k = min(5, self.cfg.model.num_classes)
         meter = dist.ClassificationMeter(topk=(1, k))
@@ -276,10 +320,4 @@ class Trainer:
                 meter.update(logits, labels, loss_sum=F.cross_entropy(logits, labels, reduction="sum").item())
         stats = meter.compute()
         self.model.train()
-        self.last_eval = {"step": self.step, "top1": stats["top1"], "top5": stats[f"top{k}"], "loss": stats["loss"]}
-        self.log.write("eval", step=self.step, epoch=self.epoch, count=stats["count"], **{m: self.last_eval[m] for m in ("top1", "top5", "loss")})
-        self.progress.write(
-            f"eval at step {self.step} (epoch {self.epoch + 1}): top-1 {stats['top1']:.2f}%  "
-            f"top-{k} {stats[f'top{k}']:.2f}%  loss {stats['loss']:.4f}  ({stats['count']} images)"
-        )
-        return self.last_eval
+        return stats

@@ -1,0 +1,57 @@
+"""The model of a run, ready for DistributedDataParallel.
+
+Order matters and is the same on every rank: build the registered model, move it to
+the run's device and dtype, load pretrained weights (``[model] pretrained``), give lazy
+modules their shapes with a dry forward, convert BatchNorm to SyncBatchNorm, then
+freeze the ``[model] freeze`` prefixes. DDP compares parameter shapes across ranks and
+the optimizer lists parameters, so both need a model without placeholders: d2l's
+ResNet (LazyConv2d / LazyBatchNorm2d / LazyLinear) has none only after a first forward.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import lucid
+from lucid.models import create_model
+from lucid.nn.module import Module
+from lucid.nn.parameter import is_uninitialized
+from lucid.train import finetune
+from lucid.train.config import TrainConfig
+
+
+def has_uninitialized(model: Module) -> bool:
+    """Whether any parameter or buffer is still a lazy placeholder."""
+    return any(is_uninitialized(t) for t in [*model.parameters(), *model.buffers()])
+
+
+def materialize_lazy(model: Module, input_shape: tuple[int, ...], device: Any, dtype: Any) -> None:
+    """One forward of a zero batch of ``input_shape`` in eval mode without gradients, when
+    the model has lazy placeholders: shapes get inferred, BatchNorm statistics stay as they are."""
+    if not has_uninitialized(model):
+        return
+    was_training = model.training
+    model.eval()
+    with lucid.no_grad():
+        model(lucid.zeros(*input_shape, device=device, dtype=dtype))
+    model.train(was_training)
+    if has_uninitialized(model):
+        raise RuntimeError(f"{type(model).__name__}: a dry forward of shape {input_shape} left lazy parameters unset")
+
+
+def build_model(cfg: TrainConfig, device: Any, world: int, report: Callable[[str], None]) -> tuple[Module, dict | None]:
+    """(model, what the pretrained load did or None) for this rank; ``report`` prints on rank 0."""
+    model = create_model(cfg.model.name, num_classes=cfg.model.num_classes, **cfg.model.overrides)
+    model = model.to(device).to(cfg.run.dtype)
+    loaded = None
+    if cfg.model.pretrained:
+        loaded = finetune.load_weights(model, cfg.model.pretrained, cfg.model.pretrained_source)
+        report(finetune.describe_load(loaded))
+    d = cfg.data
+    materialize_lazy(model, (1, d.channels, d.image_size, d.image_size), device, cfg.run.dtype)
+    if cfg.run.sync_bn and world > 1:
+        from lucid.distributed import SyncBatchNorm  # noqa: PLC0415
+
+        model = SyncBatchNorm.convert_sync_batchnorm(model)
+    if cfg.model.freeze:
+        model = finetune.freeze(model, cfg.model.freeze)
+    return model, loaded
