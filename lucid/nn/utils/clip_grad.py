@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
+import numpy as np
+
 from lucid import _backend
 from lucid.tensor import Tensor
 
@@ -58,6 +60,7 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
         )
     coef = min(1.0, float(max_norm) / (total + 1e-6)) if math.isfinite(total) else float(max_norm) / (total + 1e-6)
     if coef != 1.0:
-        for g in grads:
-            g *= g.dtype.type(coef)
+        with np.errstate(invalid="ignore"):  # a non-finite norm turns gradients into NaN, as in PyTorch
+            for g in grads:
+                g *= g.dtype.type(coef)
     return Tensor(_backend.xp_for(device).asarray(total, dtype=dtype), device=device)
