@@ -18,6 +18,7 @@ from lucid.optim.registry import OPTIMIZERS
 from lucid.registry import Registry
 from lucid.train.data_sources import SOURCES
 from lucid.train.schedules import SCHEDULES
+from lucid.train.tensorboard import require_tensorboardx
 
 
 class ConfigError(ValueError):
@@ -120,6 +121,7 @@ class RunConfig:
     keep_last: int = field(default=3, metadata=_positive())
     progress: bool = True
     log_samples: bool = False  # append each step's sample ids to samples-rank<r>.jsonl (debugging)
+    tensorboard: bool = False  # also write TensorBoard event files to <run_dir>/tensorboard (needs tensorboardX)
 
 
 @dataclass
@@ -228,6 +230,11 @@ def config_from_dict(data: dict, source: str = "<config>") -> TrainConfig:
 
 
 def _check_consistency(cfg: TrainConfig, source: str) -> None:
+    if cfg.run.tensorboard:
+        try:
+            require_tensorboardx()
+        except ImportError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
     if cfg.schedule.warmup_epochs > cfg.run.epochs:
         raise ConfigError(
             f"{source}: schedule.warmup_epochs = {cfg.schedule.warmup_epochs} is longer than run.epochs = {cfg.run.epochs}"
