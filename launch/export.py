@@ -19,6 +19,8 @@ import sys
 
 import numpy as np
 
+from lucid.version import add_version
+
 
 def choose(path: str, best: bool = False) -> str:
     """The checkpoint ``path`` names: itself, or in a directory of checkpoints the newest
@@ -60,6 +62,7 @@ def consolidate(path: str, best: bool = False, ema: bool = False) -> tuple[dict[
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m launch.export", description=__doc__.split("\n")[0])
+    add_version(p)
     p.add_argument("checkpoint", help="a checkpoint directory (step_XXXXXXXX) or a directory of them")
     p.add_argument("--out", required=True, help="output .safetensors file")
     p.add_argument("--best", action="store_true", help="the checkpoint marked best (run.keep_best) instead of the newest")

@@ -23,7 +23,7 @@ def small_overrides(path: str, out_dir) -> list[str]:
     with open(path, "rb") as fh:
         data = tomllib.load(fh)["data"]
     sets = {"data.source": '"fake"', "data.image_size": min(SIZE, data.get("image_size", 224)), "data.batch_size": 2,
-            "data.eval_batch_size": 2, "data.workers": 0, "data.fake_train_samples": 8, "data.fake_val_samples": 6,
+            "data.eval_batch_size": 2, "data.workers": 0, "data.source_args": "{ train_samples = 8, val_samples = 6 }",
             "run.max_steps": 2, "run.log_interval": 1, "run.progress": "false", "run.output_dir": f'"{out_dir}"'}
     for table in ("train_preset_args", "eval_preset_args"):  # resize the images to the (smaller) size too
         if "resize" in data.get(table, {}):
