@@ -144,3 +144,17 @@ def test_bad_freeze_prefix_fails_on_every_rank(tmp_path):
     res = mpirun.launch(2, ["-m", "launch.train", "--config", DEBUG, "--set", f'run.output_dir="{tmp_path}"',
                             "--set", 'model.freeze=["layer9"]'], timeout=120, cwd=ROOT)
     assert res.returncode != 0 and "model.freeze: 'layer9' matches no parameter" in res.stderr
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"model": {"pretrained_source": "keras"}}, r"model\.pretrained_source = 'keras' must be one of 'auto', 'torchvision'"),
+    ({"model": {"freeze": ["stem", ""]}}, r"model\.freeze must be a list of module-name prefixes"),
+    ({"optim": {"backbone_lr_scale": 0}}, r"optim\.backbone_lr_scale = 0\.0 must be > 0"),
+    ({"optim": {"clip_grad_norm": -1}}, r"optim\.clip_grad_norm = -1\.0 must be >= 0"),
+    ({"run": {"ema_decay": 1}}, r"run\.ema_decay = 1\.0 must be in \[0, 1\)"),
+])
+def test_bad_fine_tuning_keys_name_key_and_file(data, message):
+    from lucid.train.config import ConfigError  # noqa: PLC0415
+
+    with pytest.raises(ConfigError, match="x.toml: " + message):
+        config_from_dict(data, "x.toml")

@@ -106,11 +106,12 @@ def load_pretrained(model, path: str | os.PathLike | Mapping[str, np.ndarray], s
             nor required: they keep the model's values (a new classifier when fine-tuning).
     Returns the model. Raises ValueError listing unmapped, missing and mismatched keys.
     """
+    if source != "auto":
+        _check_source(source)
     state = read_state_dict(path) if isinstance(path, (str, os.PathLike)) else dict(path)
     where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "<state dict>"
     if source == "auto":
         source = detect_source(state)
-    _check_source(source)
     arrays = {reference_to_lucid(k, source): (k, v) for k, v in state.items()}
     arrays = {k: v for k, v in arrays.items() if not _excluded(k, exclude)}
     targets = {k: t for k, t in _model_tensors(model).items() if not _excluded(k, exclude)}
