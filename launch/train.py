@@ -34,9 +34,18 @@ def main(argv=None) -> int:
     if args.print_config:
         print(cfg.to_toml())
         return 0
+    from lucid.distributed.checkpoint import CheckpointError  # noqa: PLC0415
+    from lucid.distributed.launcher import LauncherMismatchError  # noqa: PLC0415
     from lucid.train.trainer import Trainer  # noqa: PLC0415 - starts MPI
 
-    Trainer(cfg, resume=args.resume).fit()
+    try:
+        Trainer(cfg, resume=args.resume).fit()
+    except (CheckpointError, LauncherMismatchError) as exc:  # the same on every rank: each exits 2
+        from lucid.distributed import comm  # noqa: PLC0415
+
+        if not comm.is_initialized() or comm.rank() == 0:
+            print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -58,6 +58,7 @@ class Trainer:
             )
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule, self.steps_per_epoch, cfg.run.epochs)
         self.step = self.epoch = self.skipped = 0
+        self.saved_step: int | None = None  # step of the last checkpoint this Trainer committed
         self.last_eval: dict | None = None
         if loaded is not None:
             self._restore(*loaded)
@@ -72,18 +73,21 @@ class Trainer:
         return model
 
     def _find_checkpoint(self, resume: str | None):
-        """(path, state, rank_state) of the checkpoint to resume from, or None."""
+        """(path, state, rank_state) of the checkpoint to resume from, or None.
+
+        "auto" starts fresh only when the run holds no checkpoint at all; a PATH may be a
+        checkpoint or a folder of them (its newest usable one).
+        """
         if resume is None:
             return None
         if resume == "auto":
-            found = checkpoint.load_latest(self.ckpt_dir, map_location=self.device)
+            found = checkpoint.load_newest(self.ckpt_dir, map_location=self.device)
             if found is None:
                 self.progress.write(f"no checkpoint under {self.ckpt_dir}: starting fresh")
                 return None
-            path, (state, rank_state, _) = found
         else:
-            path = resume
-            state, rank_state, _ = checkpoint.load(path, map_location=self.device)
+            found = checkpoint.load_path(resume, map_location=self.device)
+        path, (state, rank_state, _) = found
         return path, state, rank_state
 
     def _settle_batch(self, loaded) -> None:
@@ -129,8 +133,14 @@ class Trainer:
             rank_state={"rng": lucid.random.get_rng_state()},
             keep_last=self.cfg.run.keep_last,
         )
+        self.saved_step = self.step
         self.log.write("checkpoint", step=self.step, epoch=self.epoch, path=path)
         return path
+
+    def _save_once(self) -> None:
+        """``save()`` unless this step is already committed (the final checkpoint is written once)."""
+        if self.saved_step != self.step:
+            self.save()
 
     def _restore(self, path: str, state: dict, rank_state: dict) -> None:
         try:
@@ -145,6 +155,8 @@ class Trainer:
             self.epoch += 1
         if "rng" in rank_state:
             lucid.random.set_rng_state(rank_state["rng"])
+        if os.path.dirname(os.path.abspath(path)) == os.path.abspath(self.ckpt_dir):
+            self.saved_step = self.step  # already committed in this run
         self.progress.write(f"resumed from {path} at step {self.step} (epoch {self.epoch + 1})")
 
     def _epoch_step(self) -> int:
@@ -163,14 +175,13 @@ class Trainer:
         while self.epoch < run.epochs and not self._done():
             self.train_epoch()
             if run.ckpt_interval == 0 and not self._done():
-                self.save()
+                self._save_once()
             if run.eval_interval and (self.epoch + 1) % run.eval_interval == 0:
                 self.evaluate()
             self.epoch += 1
         if self.last_eval is None or self.last_eval["step"] != self.step:
             self.evaluate()
-        if run.ckpt_interval == 0 or self.step % run.ckpt_interval:
-            self.save()
+        self._save_once()
         elapsed = time.perf_counter() - start
         ev = self.last_eval
         summary = {
@@ -219,7 +230,7 @@ class Trainer:
             if self.step % run.log_interval == 0 or step_in_epoch == self.steps_per_epoch - 1:
                 self._log_window(window)
             if run.ckpt_interval and self.step % run.ckpt_interval == 0:
-                self.save()
+                self._save_once()
         self.progress.close()
 
     def _train_step(self, batches) -> float:
