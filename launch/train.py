@@ -3,6 +3,11 @@
     python -m launch.train --config configs/debug.toml
     mpirun -n 2 python -m launch.train --config configs/fashion_mnist_resnet.toml
     python -m launch.train --config configs/imagenet_resnet50.toml --set data.root=/data/imagenet --resume auto
+
+Exit codes: 0 done; 2 a usage error (config, run directory, no usable checkpoint, launcher
+and MPI disagree): retrying will not help; 75 stopped by SIGTERM/SIGUSR1/SIGINT after
+committing a checkpoint (resume with --resume auto); 128+N gave up after signal N without
+a new checkpoint (second signal or grace period over); other values: a failure.
 """
 from __future__ import annotations
 
@@ -38,10 +43,14 @@ def main(argv=None) -> int:
         return 0
     from lucid.distributed.checkpoint import CheckpointError  # noqa: PLC0415
     from lucid.distributed.launcher import LauncherMismatchError  # noqa: PLC0415
+    from lucid.train.preemption import EXIT_PREEMPTED, Preempted, StopSignals  # noqa: PLC0415
     from lucid.train.trainer import Trainer  # noqa: PLC0415 - starts MPI
 
     try:
-        Trainer(cfg, resume=args.resume).fit()
+        with StopSignals(grace=cfg.run.preempt_grace_s) as stop:
+            Trainer(cfg, resume=args.resume, stop=stop).fit()
+    except Preempted:
+        return EXIT_PREEMPTED
     except (CheckpointError, LauncherMismatchError) as exc:  # the same on every rank: each exits 2
         from lucid.distributed import comm  # noqa: PLC0415
 

@@ -9,6 +9,7 @@ also at another world size, where the global batch is kept and split anew.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from contextlib import nullcontext
 
@@ -23,6 +24,7 @@ from lucid.train.config import TrainConfig
 from lucid.train.data_setup import build_data
 from lucid.train.logging import MetricsLog, Progress
 from lucid.train.optim_setup import build_optimizer, build_scheduler
+from lucid.train.preemption import Preempted, StepVotes, StopSignals
 
 
 class Trainer:
@@ -32,9 +34,11 @@ class Trainer:
         cfg: the validated run config.
         resume: None (fresh start), "auto" (newest usable checkpoint of this run, if any)
             or the path of a checkpoint directory.
+        stop: the process's active ``StopSignals``: on a stop signal every rank commits a
+            checkpoint at the next step and ``fit`` raises ``Preempted``.
     """
 
-    def __init__(self, cfg: TrainConfig, resume: str | None = None):
+    def __init__(self, cfg: TrainConfig, resume: str | None = None, stop: StopSignals | None = None):
         self.cfg = cfg
         dist.init()
         self.rank, self.world = dist.rank(), dist.world_size()
@@ -49,7 +53,9 @@ class Trainer:
         lucid.manual_seed(cfg.run.seed)
         self.model = self._build_model()
         self.data = build_data(cfg.data, cfg.model.num_classes, self.rank, self.world, cfg.run.seed)
-        self.ddp = dist.DistributedDataParallel(self.model, compression="fp16" if cfg.run.fp16_compression else None)
+        self.ddp = dist.DistributedDataParallel(self.model, compression="fp16" if cfg.run.fp16_compression else None, votes=2)
+        self.votes = StepVotes(stop, cfg.run.ckpt_minutes)
+        self.stop = stop
         self.optimizer = build_optimizer(self.model, cfg.optim, self.global_batch)
         self.steps_per_epoch = len(self.data.train_loader) // cfg.run.grad_accum
         if self.steps_per_epoch < 1:
@@ -59,6 +65,7 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule, self.steps_per_epoch, cfg.run.epochs)
         self.step = self.epoch = self.skipped = 0
         self.saved_step: int | None = None  # step of the last checkpoint this Trainer committed
+        self.saved_path: str | None = None
         self.last_eval: dict | None = None
         if loaded is not None:
             self._restore(*loaded)
@@ -133,14 +140,16 @@ class Trainer:
             rank_state={"rng": lucid.random.get_rng_state()},
             keep_last=self.cfg.run.keep_last,
         )
-        self.saved_step = self.step
+        self.saved_step, self.saved_path = self.step, path
+        self.votes.checkpointed()
         self.log.write("checkpoint", step=self.step, epoch=self.epoch, path=path)
         return path
 
-    def _save_once(self) -> None:
+    def _save_once(self) -> str:
         """``save()`` unless this step is already committed (the final checkpoint is written once)."""
         if self.saved_step != self.step:
             self.save()
+        return self.saved_path
 
     def _restore(self, path: str, state: dict, rank_state: dict) -> None:
         try:
@@ -231,6 +240,7 @@ class Trainer:
                 self._log_window(window)
             if run.ckpt_interval and self.step % run.ckpt_interval == 0:
                 self._save_once()
+            self._step_boundary()
         self.progress.close()
 
     def _train_step(self, batches) -> float:
@@ -238,6 +248,8 @@ class Trainer:
         accum = self.cfg.run.grad_accum
         total = 0.0
         for k in range(accum):
+            if k == accum - 1:  # the votes ride in the synchronised micro-batch's all-reduce
+                self.ddp.reducer.votes[:] = self.votes.votes()
             images, labels = next(batches)
             images = images.to(self.device).to(self.cfg.run.dtype)
             labels = labels.to(self.device)
@@ -256,6 +268,24 @@ class Trainer:
         self.scheduler.step()
         self.step += 1
         return total / accum
+
+    def _step_boundary(self) -> None:
+        """Act on the votes every rank summed in this step: a time-based checkpoint, or the
+        stop checkpoint followed by ``Preempted``."""
+        stops, due = self.votes.decide(self.ddp.reducer.vote_totals)
+        if not (stops or due):
+            return
+        self.progress.close()
+        path = self._save_once()
+        if not stops:
+            return
+        if self.stop is not None:
+            self.stop.committed.set()
+        mine = signal.Signals(self.stop.signum).name if self.stop is not None and self.stop.requested else "none"
+        reason = f"stop signal on {stops} of {self.world} ranks (this rank: {mine})"
+        self.log.write("preempted", step=self.step, epoch=self.epoch, path=path, ranks_signalled=stops)
+        self.progress.write(f"{reason}: checkpoint {path} committed at step {self.step}; resume with --resume auto")
+        raise Preempted(self.step, path, reason)
 
     def _log_window(self, window: dict) -> None:
         """Global mean loss over the last steps, lr and throughput; resets the window."""
