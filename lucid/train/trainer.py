@@ -23,7 +23,8 @@ from lucid.models import create_model
 from lucid.train.config import TrainConfig
 from lucid.train.data_setup import build_data
 from lucid.train.logging import MetricsLog, Progress
-from lucid.train.optim_setup import build_optimizer, build_scheduler
+from lucid.train import run_dir
+from lucid.train.optim_setup import build_optimizer, build_scheduler, scaled_lr
 from lucid.train.preemption import Preempted, StepVotes, StopSignals
 
 
@@ -36,9 +37,20 @@ class Trainer:
             or the path of a checkpoint directory.
         stop: the process's active ``StopSignals``: on a stop signal every rank commits a
             checkpoint at the next step and ``fit`` raises ``Preempted``.
+        overwrite: let a fresh ``fit`` move aside a previous run found in the run directory
+            (otherwise it refuses, see ``lucid.train.run_dir``).
+        command: the command line, recorded in the run directory's ``command.txt``.
     """
 
-    def __init__(self, cfg: TrainConfig, resume: str | None = None, stop: StopSignals | None = None):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        resume: str | None = None,
+        stop: StopSignals | None = None,
+        overwrite: bool = False,
+        command: list[str] | None = None,
+    ):
+        self.resume, self.overwrite, self.command = resume, overwrite, command
         self.cfg = cfg
         dist.init()
         self.rank, self.world = dist.rank(), dist.world_size()
@@ -49,6 +61,7 @@ class Trainer:
         self.log = MetricsLog(self.run_dir, self.main, tensorboard=cfg.run.tensorboard)
         self.progress = Progress(self.main, cfg.run.progress)
         loaded = self._find_checkpoint(resume)
+        self.resumed_from = loaded[0] if loaded is not None else None
         self._settle_batch(loaded)
         lucid.manual_seed(cfg.run.seed)
         self.model = self._build_model()
@@ -179,6 +192,7 @@ class Trainer:
     def fit(self) -> dict:
         """Train to ``run.epochs`` (or ``run.max_steps``), evaluating and checkpointing on the way."""
         run = self.cfg.run
+        self._start_run()
         start = time.perf_counter()
         first_step = self.step
         while self.epoch < run.epochs and not self._done():
@@ -210,6 +224,28 @@ class Trainer:
             f"{self.skipped} skipped steps)"
         )
         return summary
+
+    def _start_run(self) -> None:
+        """Claim the run directory, record config and command, log ``run_start`` and the banner."""
+        moved = run_dir.claim(self.run_dir, self.ckpt_dir, self.resume is None, self.overwrite, self.main)
+        if moved:
+            self.progress.write(f"--overwrite: the previous run in {self.run_dir} was moved to {moved}")
+        if self.main:
+            run_dir.record_start(self.run_dir, self.cfg.to_toml(), self.command)
+        cfg = self.cfg
+        lr = scaled_lr(cfg.optim, self.global_batch)
+        resume_step = self.step if self.resumed_from is not None else None
+        self.log.write(
+            "run_start", world_size=self.world, device=self.device, global_batch=self.global_batch,
+            batch_per_rank=cfg.data.batch_size, grad_accum=cfg.run.grad_accum, lr=lr,
+            resume_from=self.resumed_from, resume_step=resume_step, epoch=self.epoch, lucid_version=lucid.__version__,
+        )
+        start = f"resuming {self.resumed_from} at step {self.step}" if self.resumed_from else "fresh start"
+        self.progress.write(
+            f"run {cfg.run.name!r} in {self.run_dir}: {cfg.model.name} on {self.world} rank(s) x {self.device}, "
+            f"global batch {self.global_batch} ({cfg.data.batch_size} per rank x {self.world} x grad_accum "
+            f"{cfg.run.grad_accum}), lr {lr:.4g}, {start}"
+        )
 
     def _done(self) -> bool:
         return bool(self.cfg.run.max_steps) and self.step >= self.cfg.run.max_steps
