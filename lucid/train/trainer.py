@@ -26,6 +26,7 @@ from lucid.train.logging import MetricsLog, Progress
 from lucid.train import run_dir
 from lucid.train.optim_setup import build_optimizer, build_scheduler, scaled_lr
 from lucid.train.preemption import Preempted, StepVotes, StopSignals
+from lucid.train.skipped_images import SkippedImages
 
 
 class Trainer:
@@ -68,6 +69,8 @@ class Trainer:
         self.data = build_data(cfg.data, cfg.model.num_classes, self.rank, self.world, cfg.run.seed)
         self.ddp = dist.DistributedDataParallel(self.model, compression="fp16" if cfg.run.fp16_compression else None, votes=2)
         self.votes = StepVotes(stop, cfg.run.ckpt_minutes)
+        datasets = {"train": self.data.train_loader.dataset, "val": self.data.val_loader.dataset}
+        self.skipped_images = SkippedImages(self.run_dir, self.main, datasets)
         self.stop = stop
         self.optimizer = build_optimizer(self.model, cfg.optim, self.global_batch)
         self.steps_per_epoch = len(self.data.train_loader) // cfg.run.grad_accum
@@ -197,6 +200,8 @@ class Trainer:
         first_step = self.step
         while self.epoch < run.epochs and not self._done():
             self.train_epoch()
+            bad = self.skipped_images.collect("train")
+            self.log.write("epoch", epoch=self.epoch, step=self.step, skipped_images=bad)
             if run.ckpt_interval == 0 and not self._done():
                 self._save_once()
             if run.eval_interval and (self.epoch + 1) % run.eval_interval == 0:
@@ -216,12 +221,17 @@ class Trainer:
             "val_loss": ev["loss"],
             "seconds": round(elapsed, 1),
             "img_per_s": round((self.step - first_step) * self.global_batch / max(elapsed, 1e-9), 1),
+            "skipped_images": self.skipped_images.total("train"),
+            "unreadable_val_images": self.skipped_images.total("val"),
         }
         self.log.write("summary", **summary)
+        bad = summary["skipped_images"] + summary["unreadable_val_images"]
         self.progress.write(
             f"done: {self.step} steps, val top-1 {ev['top1']:.2f}%  top-5 {ev['top5']:.2f}%  "
             f"loss {ev['loss']:.4f}  ({summary['seconds']} s, {summary['img_per_s']} img/s, "
-            f"{self.skipped} skipped steps)"
+            f"{self.skipped} skipped steps"
+            + (f", {summary['skipped_images']} unreadable training images skipped, {summary['unreadable_val_images']} "
+               f"validation images left out: see {self.skipped_images.path})" if bad else ")")
         )
         return summary
 
@@ -254,6 +264,7 @@ class Trainer:
         run = self.cfg.run
         loader = self.data.train_loader
         loader.set_epoch(self.epoch)
+        self.skipped_images.begin("train")
         self.model.train()
         done = self._epoch_step()
         self.progress.start(self.epoch, run.epochs, self.steps_per_epoch, done)
@@ -346,15 +357,18 @@ class Trainer:
         self.model.eval()
         k = min(5, self.cfg.model.num_classes)
         meter = dist.ClassificationMeter(topk=(1, k))
+        self.skipped_images.begin("val")
         with lucid.no_grad():
             for images, labels in self.data.val_loader:
                 logits = self.model(images.to(self.device).to(self.cfg.run.dtype))
                 labels = labels.to(self.device)
                 meter.update(logits, labels, loss_sum=F.cross_entropy(logits, labels, reduction="sum").item())
         stats = meter.compute()
+        stats["skipped_images"] = self.skipped_images.collect("val")
         self.model.train()
         self.last_eval = {"step": self.step, "top1": stats["top1"], "top5": stats[f"top{k}"], "loss": stats["loss"]}
-        self.log.write("eval", step=self.step, epoch=self.epoch, count=stats["count"], **{m: self.last_eval[m] for m in ("top1", "top5", "loss")})
+        self.log.write("eval", step=self.step, epoch=self.epoch, count=stats["count"], skipped_images=stats["skipped_images"],
+                       **{m: self.last_eval[m] for m in ("top1", "top5", "loss")})
         self.progress.write(
             f"eval at step {self.step} (epoch {self.epoch + 1}): top-1 {stats['top1']:.2f}%  "
             f"top-{k} {stats[f'top{k}']:.2f}%  loss {stats['loss']:.4f}  ({stats['count']} images)"
