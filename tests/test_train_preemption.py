@@ -11,7 +11,7 @@ import tempfile
 import time
 
 import numpy as np
-from dist_scripts.mpirun import mpiexec
+from dist_scripts.mpirun import communicate, mpiexec
 from test_train_resume import DEBUG, FLOAT64, ROOT, checkpoint_tensors, ckpt, losses, records, train
 
 from lucid.distributed import checkpoint
@@ -42,12 +42,7 @@ def wait_for_step(out_dir, step: int, proc, timeout: float = 90) -> None:
 
 
 def finish(proc, timeout: float = 90) -> tuple[int, str, str]:
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        raise AssertionError(f"no exit within {timeout} s\n{out}\n{err}")
+    out, err = communicate(proc, timeout, "the training job")
     return proc.returncode, out, err
 
 
