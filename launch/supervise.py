@@ -126,19 +126,20 @@ def _exit_code(code: int) -> int:
 
 
 def main(argv=None) -> int:
+    from lucid.version import add_version  # noqa: PLC0415
+
     argv = sys.argv[1:] if argv is None else argv
-    if "--" not in argv:
-        print("usage: python -m launch.supervise [options] -- COMMAND ... (the command after --)", file=sys.stderr)
-        return EXIT_USAGE
-    split = argv.index("--")
-    p = argparse.ArgumentParser(prog="python -m launch.supervise", description=__doc__.split("\n")[0])
+    split = argv.index("--") if "--" in argv else len(argv)
+    p = argparse.ArgumentParser(prog="python -m launch.supervise", description=__doc__.split("\n")[0],
+                                usage="%(prog)s [options] -- COMMAND ...")
+    add_version(p)
     p.add_argument("--max-restarts", type=int, default=3, help="relaunches after the first run (default 3)")
     p.add_argument("--min-ranks", type=int, help="allow each relaunch after a failure one rank fewer, down to this")
     p.add_argument("--backoff", type=float, default=10.0, help="seconds before the first relaunch, doubled each time (default 10)")
     args = p.parse_args(argv[:split])
     cmd = argv[split + 1 :]
     if not cmd:
-        p.error("no command after --")
+        p.error("no command: give it after --, e.g. -- mpiexec -n 4 python -m launch.train --config c.toml")
     if args.max_restarts < 0 or args.backoff < 0:
         p.error("--max-restarts and --backoff must be >= 0")
     if args.min_ranks is not None:
