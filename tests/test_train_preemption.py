@@ -127,3 +127,38 @@ def test_time_based_checkpoint_is_agreed_across_ranks(tmp_path):
     assert rc == 0, err
     assert [r["step"] for r in records(tmp_path, "checkpoint")] == [3, 5, 6, 8]
     assert committed_steps(tmp_path) == [3, 5, 6, 8]
+
+
+def test_stop_signals_each_signal_second_signal_and_grace(tmp_path):
+    """SIGTERM, SIGUSR1 and SIGINT each set the request (SIGINT raises no KeyboardInterrupt); a
+    second one, or the grace period running out, calls the exit with 128 + N."""
+    script = tmp_path / "signals.py"
+    script.write_text('''
+import os, signal, time
+from lucid.train.preemption import StopSignals
+
+def wait(pred):
+    end = time.monotonic() + 10
+    while not pred() and time.monotonic() < end:
+        time.sleep(0.01)
+
+for s in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
+    exits = []
+    with StopSignals(grace=30, exit_fn=lambda m, c: exits.append(c)) as stop:
+        os.kill(os.getpid(), s)
+        wait(lambda: stop.requested)
+        os.kill(os.getpid(), s)
+        wait(lambda: exits)
+        print(signal.Signals(stop.signum).name, exits)
+    exits = []
+    with StopSignals(grace=0.3, exit_fn=lambda m, c: exits.append((c, m))) as stop:
+        os.kill(os.getpid(), s)
+        wait(lambda: exits)
+        print("grace", exits[0][0], "grace period of 0.3 s" in exits[0][1])
+assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+''')
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+                         cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split("\n")[:6] == ["SIGTERM [143]", "grace 143 True", "SIGUSR1 [138]", "grace 138 True",
+                                          "SIGINT [130]", "grace 130 True"]

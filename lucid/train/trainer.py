@@ -20,10 +20,10 @@ import lucid.distributed as dist
 import lucid.nn.functional as F
 from lucid.distributed import checkpoint
 from lucid.models import create_model
+from lucid.train import run_dir
 from lucid.train.config import TrainConfig
 from lucid.train.data_setup import build_data
 from lucid.train.logging import MetricsLog, Progress
-from lucid.train import run_dir
 from lucid.train.optim_setup import build_optimizer, build_scheduler, scaled_lr
 from lucid.train.preemption import Preempted, StepVotes, StopSignals
 from lucid.train.skipped_images import SkippedImages
@@ -181,7 +181,7 @@ class Trainer:
         if "rng" in rank_state:
             lucid.random.set_rng_state(rank_state["rng"])
         if os.path.dirname(os.path.abspath(path)) == os.path.abspath(self.ckpt_dir):
-            self.saved_step = self.step  # already committed in this run
+            self.saved_step, self.saved_path = self.step, path  # already committed in this run
         self.progress.write(f"resumed from {path} at step {self.step} (epoch {self.epoch + 1})")
 
     def _epoch_step(self) -> int:
