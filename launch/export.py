@@ -22,37 +22,31 @@ import numpy as np
 from lucid.version import add_version
 
 
-def choose(path: str, best: bool = False) -> str:
-    """The checkpoint ``path`` names: itself, or in a directory of checkpoints the newest
-    one (``best``: the newest marked best, which is the best)."""
+def best_checkpoint(path: str) -> str:
+    """The checkpoint marked best (``run.keep_best``) in the directory of checkpoints ``path``
+    (the newest marked one, which is the best), or ``path`` itself when it is one so marked."""
     from lucid.distributed import checkpoint, checkpoint_marks  # noqa: PLC0415
 
-    single = os.path.isfile(os.path.join(path, checkpoint.MANIFEST))
-    if single and not best:
-        return path
-    if single:
+    if os.path.isfile(os.path.join(path, checkpoint.MANIFEST)):
         if "best" not in checkpoint_marks.marks_of(path):
             raise checkpoint.CheckpointError(f"--best: {path} is not marked best; give its directory of checkpoints")
         return path
-    found = checkpoint.committed(path)
-    if not found:
-        raise checkpoint.CheckpointError(f"{path} is neither a checkpoint nor a directory of checkpoints")
-    if not best:
-        return found[-1]
-    marked = checkpoint_marks.newest_marked(found, "best")
+    marked = checkpoint_marks.newest_marked(checkpoint.committed(path), "best")
     if marked is None:
         raise checkpoint.CheckpointError(f"--best: no checkpoint under {path} is marked best (train with run.keep_best = true)")
     return marked
 
 
 def consolidate(path: str, best: bool = False, ema: bool = False) -> tuple[dict[str, np.ndarray], dict]:
-    """(name -> array of the model's state_dict, run config) of the checkpoint ``choose(path, best)``;
-    ``ema``: the EMA weights instead of the raw ones."""
+    """(name -> array of the model's state_dict, run config) of the checkpoint at ``path`` (in a
+    directory of them: the newest usable, or with ``best`` the one marked best); ``ema``: the
+    EMA weights instead of the raw ones."""
     from lucid import _backend  # noqa: PLC0415
     from lucid.distributed import checkpoint  # noqa: PLC0415
 
-    path = choose(path, best)
-    state, _, _ = checkpoint.load(path, map_location="cpu")
+    if best:
+        path = best_checkpoint(path)
+    path, (state, _, _) = checkpoint.load_path(path, map_location="cpu")
     if ema and "ema" not in state:
         raise checkpoint.CheckpointError(f"--ema: {path} holds no EMA weights (its run had run.ema_decay = 0)")
     source = state["ema"]["weights"] if ema else state["model"]

@@ -124,6 +124,8 @@ class RunConfig:
     eval_interval: int = field(default=1, metadata=_non_negative())  # epochs; 0 = only at the end
     ckpt_interval: int = field(default=0, metadata=_non_negative())  # steps; 0 = at each epoch end
     keep_last: int = field(default=3, metadata=_positive())
+    ckpt_minutes: float = field(default=0.0, metadata=_non_negative())  # time-based checkpoints; 0 = off
+    preempt_grace_s: float = field(default=60.0, metadata=_positive())  # from a stop signal to giving up
     keep_best: bool = False  # also keep the checkpoint with the best val top-1
     ema_decay: float = field(default=0.0, metadata=_check(lambda v: 0 <= v < 1, "must be in [0, 1)"))  # 0 = off
     ema_warmup: bool = True  # timm's decay warmup: 1 - (1 + step)^(-2/3), capped at ema_decay
