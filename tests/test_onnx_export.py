@@ -138,7 +138,8 @@ def test_file_path_names_and_tuple_args(tmp_path):
     proto = onnx.load(str(path))
     assert [i.name for i in proto.graph.input] == ["a", "b"] and [o.name for o in proto.graph.output] == ["prod", "total"]
     prod, total = run_onnx(proto, np.ones((2, 3), np.float32) * 3, np.ones((2, 3), np.float32), names=("a", "b"))
-    np.testing.assert_array_equal(prod, 3.0) and np.testing.assert_array_equal(total, 4.0)
+    np.testing.assert_array_equal(prod, np.full((2, 3), 3.0))
+    np.testing.assert_array_equal(total, np.full((2, 3), 4.0))
 
 
 def test_training_flags_restored_and_weights_named():
