@@ -48,7 +48,7 @@ def run_config(run: str, data_root: str, out_dir: str, steps: int) -> dict:
     else:
         cfg = {"model": {"name": "resnet_50", "num_classes": 4},
                "data": {"image_size": 224, "batch_size": 16, "workers": 2},
-               "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4},
+               "optim": {"name": "sgd", "lr": 0.1, "args": {"momentum": 0.9}, "weight_decay": 1e-4},
                "run": {"sync_bn": False}}
     cfg["data"]["root"] = data_root
     cfg["run"].update(output_dir=out_dir, name=run, progress=False, max_steps=steps, epochs=1)
