@@ -20,8 +20,8 @@ from lucid.version import add_version
 
 def consolidate(path: str) -> tuple[dict[str, np.ndarray], dict]:
     """(name -> array of the model's state_dict, run config) of the checkpoint at ``path``."""
-    from lucid import _backend  # noqa: PLC0415
-    from lucid.distributed import checkpoint  # noqa: PLC0415
+    from lucid import _backend
+    from lucid.distributed import checkpoint
 
     if not os.path.isfile(os.path.join(path, checkpoint.MANIFEST)):
         newest = checkpoint.committed(path)
@@ -39,9 +39,9 @@ def main(argv=None) -> int:
     p.add_argument("checkpoint", help="a checkpoint directory (step_XXXXXXXX) or a directory of them")
     p.add_argument("--out", required=True, help="output .safetensors file")
     args = p.parse_args(argv)
-    import safetensors.numpy  # noqa: PLC0415
+    import safetensors.numpy
 
-    from lucid.distributed.checkpoint import CheckpointError  # noqa: PLC0415
+    from lucid.distributed.checkpoint import CheckpointError
 
     try:
         weights, config = consolidate(args.checkpoint)

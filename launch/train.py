@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     if args.print_config:
         print(cfg.to_toml())
         return 0
-    from lucid.train.trainer import Trainer  # noqa: PLC0415 - starts MPI
+    from lucid.train.trainer import Trainer  # imported here: starts MPI
 
     Trainer(cfg, resume=args.resume).fit()
     return 0

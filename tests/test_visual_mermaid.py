@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 
-import lucid
 import lucid.nn as nn
 from lucid.models import create_model
 from lucid.visual import KIND_COLORS, build_mermaid_chart, parse_flowchart

@@ -35,7 +35,9 @@ class SkipLog:
             if self.collect:
                 self._records.append((path, reason))
         if first and not self.collect:
-            warnings.warn(f"skipping unreadable image {path!r} ({reason}); a deterministic replacement is used", BadImageWarning, stacklevel=3)
+            warnings.warn(
+                f"skipping unreadable image {path!r} ({reason}); a deterministic replacement is used", BadImageWarning, stacklevel=3
+            )
 
     def drain(self) -> list[tuple[str, str]]:
         """Records collected since the last drain (worker side)."""

@@ -66,7 +66,7 @@ def launch(n: int, argv: list, timeout: float = 60, env: dict | None = None, cwd
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        raise AssertionError(f"{' '.join(cmd)} timed out after {timeout} s\nstdout:\n{out}\nstderr:\n{err}")
+        raise AssertionError(f"{' '.join(cmd)} timed out after {timeout} s\nstdout:\n{out}\nstderr:\n{err}") from None
     seconds = time.monotonic() - start
     results = {}
     for path in Path(folder).glob("rank*.json"):
