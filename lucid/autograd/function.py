@@ -105,3 +105,10 @@ def _check_inputs(cls, tensors) -> None:
             f"{cls.__name__}: tensors of different dtypes ({names}); convert with .to(dtype) first"
         )
 
+
+def sequence_mark() -> int:
+    """A point in op-recording order: ops recorded after this call get a larger ``seq``.
+
+    Lets a tracer tell which module call an op was recorded in (lucid.visual's dataflow).
+    """
+    return next(_sequence)
