@@ -3,7 +3,13 @@
 The public names follow PyTorch: ``lucid.tensor``, ``lucid.zeros``, ``lucid.no_grad``,
 ``lucid.nn``, ``lucid.optim``, ``lucid.save`` / ``lucid.load``.
 """
-from lucid import _malloc, nn, optim, random
+from lucid import (
+    _malloc,
+    nn,
+    onnx,  # needs the optional onnx package only when exporting
+    optim,
+    random,
+)
 from lucid._backend import gpu_available
 from lucid.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from lucid.creation import (

@@ -59,8 +59,11 @@ def package_of(module: str) -> str:
 
 
 def graph():
+    """Module -> lucid modules it imports. The ``lucid`` front door (lucid/__init__.py, which
+    re-exports every layer) is left out: a module's ``import lucid`` inside a function would
+    otherwise close a circle through it with every layer."""
     modules = lucid_modules()
-    return {name: imports_of(path, name, modules) for name, path in modules.items()}
+    return {name: imports_of(path, name, modules) - {"lucid"} for name, path in modules.items() if name != "lucid"}
 
 
 def circles(edges: dict[str, set[str]]) -> list[set[str]]:
@@ -95,8 +98,7 @@ def circles(edges: dict[str, set[str]]) -> list[set[str]]:
 
 
 def package_edges(mods: dict[str, set[str]]) -> dict[str, set[str]]:
-    """Package -> packages its modules import; the ``lucid`` front door (lucid/__init__.py,
-    which re-exports every layer) is left out, as imports of it would make everything one circle."""
+    """Package -> packages its modules import (without the ``lucid`` front door, see graph)."""
     edges: dict[str, set[str]] = {}
     for m, deps in mods.items():
         if m == "lucid":
