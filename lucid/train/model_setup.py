@@ -38,20 +38,23 @@ def materialize_lazy(model: Module, input_shape: tuple[int, ...], device: Any, d
         raise RuntimeError(f"{type(model).__name__}: a dry forward of shape {input_shape} left lazy parameters unset")
 
 
-def build_model(cfg: TrainConfig, device: Any, world: int, report: Callable[[str], None]) -> tuple[Module, dict | None]:
-    """(model, what the pretrained load did or None) for this rank; ``report`` prints on rank 0."""
+def build_model(cfg: TrainConfig, device: Any, world: int, sync_bn: bool | None = None,
+                on_pretrained: Callable[[finetune.PretrainedLoad], None] | None = None) -> Module:
+    """The model of ``cfg`` on ``device`` in ``cfg.run.dtype``; its BatchNorms become
+    SyncBatchNorm when ``sync_bn`` (default ``cfg.run.sync_bn``) and more than one rank
+    runs. ``on_pretrained`` receives what the ``model.pretrained`` load did."""
     model = create_model(cfg.model.name, num_classes=cfg.model.num_classes, **cfg.model.overrides)
     model = model.to(device).to(cfg.run.dtype)
-    loaded = None
     if cfg.model.pretrained:
         loaded = finetune.load_weights(model, cfg.model.pretrained, cfg.model.pretrained_source)
-        report(finetune.describe_load(loaded))
+        if on_pretrained is not None:
+            on_pretrained(loaded)
     d = cfg.data
     materialize_lazy(model, (1, d.channels, d.image_size, d.image_size), device, cfg.run.dtype)
-    if cfg.run.sync_bn and world > 1:
+    if (cfg.run.sync_bn if sync_bn is None else sync_bn) and world > 1:
         from lucid.distributed import SyncBatchNorm  # noqa: PLC0415
 
         model = SyncBatchNorm.convert_sync_batchnorm(model)
     if cfg.model.freeze:
         model = finetune.freeze(model, cfg.model.freeze)
-    return model, loaded
+    return model
