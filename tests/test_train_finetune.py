@@ -33,6 +33,13 @@ def torchvision_file(path, num_classes=7, seed=3, overrides=None) -> dict:
     return state
 
 
+def build(cfg):
+    """(model, what its pretrained load did) as the Trainer builds them on one rank."""
+    loads = []
+    model = build_model(cfg, "cpu", 1, on_pretrained=loads.append)
+    return model, (loads[0] if loads else None)
+
+
 def config(**model):
     return config_from_dict({"model": {"name": "resnet_18", "num_classes": 4, "overrides": TINY, **model},
                              "data": {"source": "fake", "image_size": 16, "channels": 1}, "run": {"sync_bn": False}})
@@ -40,10 +47,9 @@ def config(**model):
 
 def test_torchvision_file_with_other_num_classes_loads_backbone_and_resets_head(tmp_path):
     state = torchvision_file(tmp_path / "w.safetensors")
-    said = []
-    model, load = build_model(config(pretrained=str(tmp_path / "w.safetensors")), "cpu", 1, said.append)
+    model, load = build(config(pretrained=str(tmp_path / "w.safetensors")))
     assert load.source == "torchvision" and load.detected and load.head == "fc"
-    assert "fc.weight has 7 classes, model.num_classes = 4" in load.head_reset and "re-initialised" in said[0]
+    assert "fc.weight has 7 classes, model.num_classes = 4" in load.head_reset and "re-initialised" in finetune.describe_load(load)
     assert load.tensors == len(state) - 2
     mine = reference_state_dict(model)
     for key, value in state.items():
@@ -54,13 +60,13 @@ def test_torchvision_file_with_other_num_classes_loads_backbone_and_resets_head(
 
 def test_same_num_classes_loads_the_head_too_and_lucid_names_are_detected(tmp_path):
     state = torchvision_file(tmp_path / "w.safetensors", num_classes=4)
-    model, load = build_model(config(pretrained=str(tmp_path / "w.safetensors")), "cpu", 1, print)
+    model, load = build(config(pretrained=str(tmp_path / "w.safetensors")))
     assert load.head_reset is None and load.tensors == len(state)
     np.testing.assert_array_equal(reference_state_dict(model)["fc.weight"], state["fc.weight"])
     lucid_names = {k: v.numpy() for k, v in model.state_dict().items()}
     assert detect_source(lucid_names) == "lucid" and detect_source(["conv1.0.weight", "bn1.weight"]) == "timm"
     save_file(lucid_names, str(tmp_path / "l.safetensors"))
-    again, load = build_model(config(pretrained=str(tmp_path / "l.safetensors"), pretrained_source="lucid"), "cpu", 1, print)
+    again, load = build(config(pretrained=str(tmp_path / "l.safetensors"), pretrained_source="lucid"))
     assert load.source == "lucid" and not load.detected
     for k, v in again.state_dict().items():
         np.testing.assert_array_equal(v.numpy(), lucid_names[k], err_msg=k)
@@ -70,15 +76,15 @@ def test_weights_of_another_architecture_list_the_keys(tmp_path):
     torchvision_file(tmp_path / "w.safetensors", overrides={})  # a full-size ResNet-18 (3 channels, 7x7 stem)
     torchvision_file(tmp_path / "big.safetensors", num_classes=4, overrides={**TINY, "layers": [2, 1, 1, 1]})
     with pytest.raises(ValueError, match=r"(?s)model.pretrained = .*w.safetensors' \(torchvision names\) does not fit ResNet:\n.*shape mismatches \(\d+\): conv1.weight \(64, 3, 7, 7\) -> stem.conv1.weight \(64, 1, 3, 3\)"):
-        build_model(config(pretrained=str(tmp_path / "w.safetensors")), "cpu", 1, print)
+        build(config(pretrained=str(tmp_path / "w.safetensors")))
     with pytest.raises(ValueError, match=r"keys that map to no model tensor \(10\): layer1\.1\.bn1\.bias, .*layer1\.1\.conv1\.weight"):
-        build_model(config(pretrained=str(tmp_path / "big.safetensors")), "cpu", 1, print)
+        build(config(pretrained=str(tmp_path / "big.safetensors")))
     with pytest.raises(FileNotFoundError, match="model.pretrained: no weights file"):
-        build_model(config(pretrained=str(tmp_path / "none.safetensors")), "cpu", 1, print)
+        build(config(pretrained=str(tmp_path / "none.safetensors")))
 
 
 def test_freeze_prefixes_and_backbone_lr(tmp_path):
-    model, _ = build_model(config(freeze=["stem", "layer1"]), "cpu", 1, print)
+    model, _ = build(config(freeze=["stem", "layer1"]))
     frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
     assert frozen and all(n.startswith(("stem.", "layer1.")) for n in frozen)
     assert isinstance(model.stem.bn1, FrozenBatchNorm2d) and isinstance(model.layer1[0].bn2, FrozenBatchNorm2d)
@@ -115,7 +121,9 @@ def test_frozen_batchnorm_uses_running_statistics_in_train_mode():
     np.testing.assert_allclose(x.grad.numpy(), np.broadcast_to(w / np.sqrt(var + 1e-5), data.shape), rtol=1e-12)
     assert frozen.weight.grad is None and int(frozen.num_batches_tracked.item()) == 0
     np.testing.assert_array_equal(frozen.running_mean.numpy(), [0.5, -1.0, 2.0])
-    assert not isinstance(lucid.nn.SyncBatchNorm.convert_sync_batchnorm(frozen), lucid.nn.SyncBatchNorm)
+    from lucid.distributed import SyncBatchNorm  # noqa: PLC0415
+
+    assert not isinstance(SyncBatchNorm.convert_sync_batchnorm(frozen), SyncBatchNorm)
 
 
 def test_fine_tuning_run_on_two_ranks_keeps_frozen_prefixes_bit_identical(tmp_path):

@@ -49,7 +49,7 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
     if norm_type <= 0:
         raise ValueError(f"clip_grad_norm_: norm_type must be > 0 or inf, got {norm_type}")
     if not grads:
-        return Tensor(_backend.xp_for("cpu").asarray(0.0, dtype="float32"))
+        return Tensor(np.asarray(0.0, dtype=np.float32))
     device, dtype = _backend.device_of(grads[0]), grads[0].dtype
     total = _total_norm(grads, norm_type)
     if error_if_nonfinite and not math.isfinite(total):
@@ -63,4 +63,4 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
         with np.errstate(invalid="ignore"):  # a non-finite norm turns gradients into NaN, as in PyTorch
             for g in grads:
                 g *= g.dtype.type(coef)
-    return Tensor(_backend.xp_for(device).asarray(total, dtype=dtype), device=device)
+    return Tensor(_backend.get_array_module(grads[0]).asarray(total, dtype=dtype), device=device)
