@@ -56,7 +56,7 @@ def test_config_trains_two_steps(path, world, tmp_path):
     # the checkpoint holds the config's model: every parameter of a fresh one, same shapes
     reference = create_model(model["name"], num_classes=model["num_classes"], **model.get("overrides", {}))
     if model["name"].startswith("d2l"):
-        import lucid  # noqa: PLC0415 - lazy modules get their shapes from a first forward
+        import lucid
 
         with lucid.no_grad():
             reference.eval()(lucid.zeros(1, config["data"]["channels"], SIZE, SIZE))

@@ -75,7 +75,9 @@ def test_same_num_classes_loads_the_head_too_and_lucid_names_are_detected(tmp_pa
 def test_weights_of_another_architecture_list_the_keys(tmp_path):
     torchvision_file(tmp_path / "w.safetensors", overrides={})  # a full-size ResNet-18 (3 channels, 7x7 stem)
     torchvision_file(tmp_path / "big.safetensors", num_classes=4, overrides={**TINY, "layers": [2, 1, 1, 1]})
-    with pytest.raises(ValueError, match=r"(?s)model.pretrained = .*w.safetensors' \(torchvision names\) does not fit ResNet:\n.*shape mismatches \(\d+\): conv1.weight \(64, 3, 7, 7\) -> stem.conv1.weight \(64, 1, 3, 3\)"):
+    wrong = (r"(?s)model.pretrained = .*w.safetensors' \(torchvision names\) does not fit ResNet:\n"
+             r".*shape mismatches \(\d+\): conv1.weight \(64, 3, 7, 7\) -> stem.conv1.weight \(64, 1, 3, 3\)")
+    with pytest.raises(ValueError, match=wrong):
         build(config(pretrained=str(tmp_path / "w.safetensors")))
     with pytest.raises(ValueError, match=r"keys that map to no model tensor \(10\): layer1\.1\.bn1\.bias, .*layer1\.1\.conv1\.weight"):
         build(config(pretrained=str(tmp_path / "big.safetensors")))
@@ -121,7 +123,7 @@ def test_frozen_batchnorm_uses_running_statistics_in_train_mode():
     np.testing.assert_allclose(x.grad.numpy(), np.broadcast_to(w / np.sqrt(var + 1e-5), data.shape), rtol=1e-12)
     assert frozen.weight.grad is None and int(frozen.num_batches_tracked.item()) == 0
     np.testing.assert_array_equal(frozen.running_mean.numpy(), [0.5, -1.0, 2.0])
-    from lucid.distributed import SyncBatchNorm  # noqa: PLC0415
+    from lucid.distributed import SyncBatchNorm
 
     assert not isinstance(SyncBatchNorm.convert_sync_batchnorm(frozen), SyncBatchNorm)
 
@@ -134,7 +136,7 @@ def test_fine_tuning_run_on_two_ranks_keeps_frozen_prefixes_bit_identical(tmp_pa
     assert res.returncode == 0, res.stderr
     assert "classifier 'fc' re-initialised: the file's fc.weight has 7 classes, model.num_classes = 4" in res.stdout
     ckpt = os.path.join(tmp_path, "debug", "checkpoints", "step_00000004")
-    from test_train_resume import checkpoint_tensors  # noqa: PLC0415
+    from test_train_resume import checkpoint_tensors
 
     trained = {k[len("model/"):]: v for k, v in checkpoint_tensors(ckpt).items() if k.startswith("model/")}
     for key, value in state.items():
@@ -162,7 +164,7 @@ def test_bad_freeze_prefix_fails_on_every_rank(tmp_path):
     ({"run": {"ema_decay": 1}}, r"run\.ema_decay = 1\.0 must be in \[0, 1\)"),
 ])
 def test_bad_fine_tuning_keys_name_key_and_file(data, message):
-    from lucid.train.config import ConfigError  # noqa: PLC0415
+    from lucid.train.config import ConfigError
 
     with pytest.raises(ConfigError, match="x.toml: " + message):
         config_from_dict(data, "x.toml")

@@ -52,7 +52,7 @@ def build_model(cfg: TrainConfig, device: Any, world: int, sync_bn: bool | None 
     d = cfg.data
     materialize_lazy(model, (1, d.channels, d.image_size, d.image_size), device, cfg.run.dtype)
     if (cfg.run.sync_bn if sync_bn is None else sync_bn) and world > 1:
-        from lucid.distributed import SyncBatchNorm  # noqa: PLC0415
+        from lucid.distributed import SyncBatchNorm
 
         model = SyncBatchNorm.convert_sync_batchnorm(model)
     if cfg.model.freeze:
