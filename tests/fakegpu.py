@@ -1,0 +1,34 @@
+"""Switch lucid onto the fake CuPy device (``tests/fake_cupy``) and read its counters."""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import fake_cupy  # noqa: E402
+from fake_cupy import _core  # noqa: E402
+
+from lucid import _backend  # noqa: E402
+
+STATS = _core.STATS
+
+
+def install():
+    """Make lucid's "gpu" devices the fake ones for this process; returns the previous module."""
+    return _backend.use_cupy(fake_cupy)
+
+
+@contextlib.contextmanager
+def installed(devices: int = 2):
+    """The fake device in use (``devices`` GPUs, 0 = none) for the duration of the block."""
+    prev_count = _core.DEVICE_COUNT[0]
+    _core.DEVICE_COUNT[0] = devices
+    prev = install()
+    _core.set_current_device(0)
+    try:
+        yield fake_cupy
+    finally:
+        _backend.use_cupy(prev)
+        _core.DEVICE_COUNT[0] = prev_count
