@@ -49,7 +49,13 @@ def cupy_module():
         if _cupy is not None:
             _gpu_count = _cupy.cuda.runtime.getDeviceCount()
     if _cupy is None:
+<<<<<<< HEAD
         raise RuntimeError(f"device 'gpu' is not usable: {_cupy_error}")
+=======
+        raise RuntimeError(
+            f"device 'gpu' needs CuPy and a CUDA GPU (pip install -e '.[gpu]' in a lucid checkout, or pip install cupy-cuda12x): {_cupy_error}"
+        )
+>>>>>>> main
     return _cupy
 
 
