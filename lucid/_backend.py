@@ -26,7 +26,10 @@ def _load_cupy() -> tuple[Any, str | None]:
     try:
         import cupy  # noqa: PLC0415 - optional dependency
     except ImportError as exc:
-        return None, f"CuPy is not installed ({exc}); install it with: pip install 'lucid[gpu]'"
+        return None, (
+            f"CuPy is not installed ({exc}); install it with pip install -e '.[gpu]' in a lucid checkout "
+            "(or pip install 'cupy-cuda12x[ctk]' nvidia-nccl-cu12)"
+        )
     version = tuple(int(v) for v in re.findall(r"\d+", cupy.__version__)[:2])
     if version < MIN_CUPY:
         return None, f"CuPy {cupy.__version__} is too old; lucid needs CuPy >= {'.'.join(map(str, MIN_CUPY))}"
@@ -49,13 +52,7 @@ def cupy_module():
         if _cupy is not None:
             _gpu_count = _cupy.cuda.runtime.getDeviceCount()
     if _cupy is None:
-<<<<<<< HEAD
         raise RuntimeError(f"device 'gpu' is not usable: {_cupy_error}")
-=======
-        raise RuntimeError(
-            f"device 'gpu' needs CuPy and a CUDA GPU (pip install -e '.[gpu]' in a lucid checkout, or pip install cupy-cuda12x): {_cupy_error}"
-        )
->>>>>>> main
     return _cupy
 
 

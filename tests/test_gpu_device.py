@@ -121,7 +121,7 @@ def test_cupy_not_installed(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "cupy", None)
     monkeypatch.setattr(_backend, "_cupy", None)
     monkeypatch.setattr(_backend, "_cupy_error", None)
-    with pytest.raises(RuntimeError, match=r"CuPy is not installed .*pip install 'lucid\[gpu\]'"):
+    with pytest.raises(RuntimeError, match=r"CuPy is not installed .*pip install -e '\.\[gpu\]'"):
         lucid.zeros(1, device="gpu")
 
 
