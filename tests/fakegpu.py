@@ -15,8 +15,15 @@ from lucid import _backend  # noqa: E402
 STATS = _core.STATS
 
 
-def install():
-    """Make lucid's "gpu" devices the fake ones for this process; returns the previous module."""
+def install(process_wide: bool = False):
+    """Make lucid's "gpu" devices the fake ones; returns the previous module.
+
+    ``process_wide`` also makes ``import cupy`` / ``from cupy.cuda import nccl`` find the
+    fake (MPI test scripts; the pytest process keeps the real wheel for the API check).
+    """
+    if process_wide:
+        sys.modules.update({"cupy": fake_cupy, "cupy.cuda": fake_cupy.cuda, "cupy.cuda.nccl": fake_cupy.cuda.nccl,
+                            "cupy.random": fake_cupy.random})
     return _backend.use_cupy(fake_cupy)
 
 

@@ -25,7 +25,7 @@ if TRANSPORT != "cpu":
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import fakegpu
 
-    fakegpu.install()
+    fakegpu.install(process_wide=True)
     os.environ["LUCID_CUDA_AWARE_MPI"] = "1" if TRANSPORT == "cuda_aware" else "0"
 
 import lucid
@@ -111,7 +111,7 @@ model = build(seed=100 + r)
 if MODEL != "plain":
     model = dist.SyncBatchNorm.convert_sync_batchnorm(model)
 ddp = dist.DistributedDataParallel(
-    model.to(DEVICE), bucket_cap_mb=0.002, first_bucket_mb=0.0005, backend="nccl" if TRANSPORT == "nccl" else "auto"
+    model.to(DEVICE), bucket_cap_mb=0.002, first_bucket_mb=0.0005, backend="nccl" if TRANSPORT == "nccl" else "mpi"
 )
 opt = make_optimizer(ddp.parameters())
 ref = build(seed=100)
