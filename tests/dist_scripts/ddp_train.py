@@ -6,7 +6,8 @@
     SPLIT  even | uneven | one (1 sample per rank) | empty (last rank gets none)
     MODE   train | nosync (2 micro-batches, first under no_sync) | nan (step 1: NaN loss on last rank)
     TRANSPORT  cpu (default) | staged | cuda_aware | nccl: the DDP model on the fake GPU of
-           tests/fake_cupy, gradients summed through that GPU transport
+           tests/fake_cupy (a real one with LUCID_TEST_REAL_GPU=1), gradients summed
+           through that GPU transport
 
 Each rank initialises its model from a different seed (DDP must copy rank 0's
 weights), trains 3 SGD-momentum steps in float64 and, in the same process, trains a
@@ -21,7 +22,7 @@ import numpy as np
 from script_io import report
 
 TRANSPORT = sys.argv[4] if len(sys.argv) > 4 else "cpu"
-if TRANSPORT != "cpu":
+if TRANSPORT != "cpu" and os.environ.get("LUCID_TEST_REAL_GPU") != "1":  # set by benchmarks/gpu_smoke.sh
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import fakegpu
 
