@@ -99,6 +99,9 @@ class DistributedDataParallel(Module):
         backend: "auto", "mpi" or "nccl" (see ``transport.make_transport``).
         broadcast_buffers: before each training forward, copy rank 0's buffers (BN
             running statistics of non-synchronised BatchNorm) to every rank.
+        votes: number of per-step vote slots summed over ranks in the gradient
+            all-reduce: set ``ddp.reducer.votes`` before a synchronised backward, read
+            ``ddp.reducer.vote_totals`` after ``finish()`` (how the Trainer agrees to stop).
 
     Attributes:
         module: the wrapped model (as in PyTorch, the wrapper's own ``state_dict``
@@ -116,6 +119,7 @@ class DistributedDataParallel(Module):
         gradient_predivide: bool = True,
         backend: str = "auto",
         broadcast_buffers: bool = True,
+        votes: int = 0,
     ):
         super().__init__()
         self.module = module
@@ -145,6 +149,7 @@ class DistributedDataParallel(Module):
             first_bucket_mb=first_bucket_mb,
             compression=compression,
             predivide=gradient_predivide,
+            votes=votes,
         )
         self.broadcast_buffers = broadcast_buffers
         self._require_sync = True
