@@ -47,10 +47,12 @@ for t in staged nccl; do
     "$PY -m pytest -q -p no:cacheprovider tests/test_gpu_dist.py -k $t"
 done
 RUN=$OUT/run
-step "demo config, 50 steps" \
-  "$PY -m launch.train --config configs/fashion_mnist_resnet.toml --set run.device='\"gpu\"' --set data.source='\"fake\"' --set run.max_steps=50 --set run.ckpt_interval=25 --set run.output_dir='\"$RUN\"' --set run.progress=false"
-step "demo config, resume to 60" \
-  "$PY -m launch.train --config configs/fashion_mnist_resnet.toml --set run.device='\"gpu\"' --set data.source='\"fake\"' --set run.max_steps=60 --set run.output_dir='\"$RUN\"' --set run.progress=false --resume auto"
+CPU_RUN=$OUT/cpu_run
+demo() {  # demo DEVICE STEPS OUTPUT_DIR [EXTRA]
+  echo "$PY -m launch.train --config configs/fashion_mnist_resnet.toml --set run.device='\"$1\"' --set data.source='\"fake\"' --set run.max_steps=$2 --set run.ckpt_interval=5 --set run.output_dir='\"$3\"' --set run.progress=false ${4:-}"
+}
+step "demo config, 50 steps" "$(demo gpu 50 "$RUN")" "$(demo cpu 5 "$CPU_RUN")"
+step "demo config, resume to 60" "$(demo gpu 60 "$RUN" '--resume auto')" "$(demo cpu 7 "$CPU_RUN" '--resume auto')"
 step "ResNet-50 224 b32 img/s" \
   "$PY benchmarks/gpu_throughput.py --model resnet_50 --batch 32 --size 224"
 
