@@ -275,15 +275,16 @@ def sides_of(args) -> list[str]:
     return ["lucid"] + layouts[args.torch_layout]
 
 
-def run_alone(side: str, args, workdir: str, arch: dict | None) -> dict:
-    """One worker process for ``side``, alone on the cores: warm-up, ``args.steps`` timed steps, quit.
-    Returns its description, the steps' times and its peak RSS; the process has exited."""
+def run_alone(side: str, args, workdir: str, arch: dict | None, profile: bool = False) -> dict:
+    """One worker process for ``side``, alone on the cores: warm-up, ``args.steps`` timed steps
+    (then, for lucid with ``profile``, the profiled steps), quit. Returns its description, the
+    steps' times, its peak RSS and the profile table; the process has exited."""
     kind, layout = SIDES[side]
     w = Worker(kind, args, workdir, arch if kind == "torch" else None, layout)
     for _ in range(args.warmup):
         w.ask("step")
     times = [w.ask("step")["times"] for _ in range(args.steps)]
-    profile = w.ask(f"profile {args.profile_steps}")["profile"] if kind == "lucid" and args.profile else None
+    profile = w.ask(f"profile {args.profile_steps}")["profile"] if kind == "lucid" and profile else None
     return {"info": w.info, "times": times, "peak": w.quit(), "profile": profile}
 
 
@@ -373,7 +374,7 @@ def drive(args) -> None:
         for r in range(args.rounds):
             order = sides[r % len(sides):] + sides[:r % len(sides)]
             for side in order:  # round 0 starts with lucid, which writes the weights and batch
-                result = run_alone(side, args, workdir, arch)
+                result = run_alone(side, args, workdir, arch, profile=args.profile and profile is None)
                 if side == "lucid":
                     arch = result["info"]["arch"]
                     profile = profile or result["profile"]

@@ -55,6 +55,7 @@ from lucid.random import manual_seed, rand, randint, randn, randperm
 from lucid.tensor import Tensor
 from lucid import nn, optim  # noqa: E402 - built on the names above
 from lucid.serialization import load, save  # noqa: E402
+from lucid import onnx  # noqa: E402 - needs the optional onnx package only when exporting
 
 _malloc.tune()  # reuse freed large arrays instead of faulting in new ones (lucid/_malloc.py)
 __version__ = "0.1.0"

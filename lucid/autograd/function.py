@@ -18,6 +18,7 @@ import numpy as np
 
 from lucid import _backend
 from lucid.autograd.grad_mode import is_grad_enabled
+from lucid.autograd.observe import current_observer
 from lucid.dtypes import is_floating
 
 _sequence = itertools.count()
@@ -82,6 +83,9 @@ class Function:
             fn.released = False
             out._node = fn
             out._requires_grad = True
+        observer = current_observer()
+        if observer is not None:
+            observer(cls, args, kwargs, out)
         return out
 
     @property
