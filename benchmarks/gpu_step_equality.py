@@ -49,7 +49,7 @@ def main() -> int:
     args = p.parse_args()
     if args.fake:
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
-        import fakegpu  # noqa: PLC0415
+        import fakegpu
 
         fakegpu.install()
     else:

@@ -17,11 +17,11 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
 
-import fakegpu  # noqa: E402
+import fakegpu
 
-import lucid  # noqa: E402
-import lucid.nn.functional as F  # noqa: E402
-from lucid import models, optim  # noqa: E402
+import lucid
+import lucid.nn.functional as F
+from lucid import models, optim
 
 
 def count(fn) -> tuple[int, int]:

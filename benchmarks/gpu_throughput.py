@@ -15,9 +15,9 @@ import numpy as np
 
 
 def lucid_ips(model_name: str, batch: int, size: int, steps: int, warmup: int) -> float:
-    import lucid  # noqa: PLC0415
-    import lucid.nn.functional as F  # noqa: PLC0415
-    from lucid import models, optim  # noqa: PLC0415
+    import lucid
+    import lucid.nn.functional as F
+    from lucid import models, optim
 
     cp = lucid._backend.cupy_module()
     model = getattr(models, model_name)().to("gpu")
@@ -43,8 +43,8 @@ def lucid_ips(model_name: str, batch: int, size: int, steps: int, warmup: int) -
 
 def torch_ips(model_name: str, batch: int, size: int, steps: int, warmup: int) -> float | None:
     try:
-        import torch  # noqa: PLC0415
-        import torchvision  # noqa: PLC0415
+        import torch
+        import torchvision
     except ImportError:
         return None
     if not torch.cuda.is_available() or not hasattr(torchvision.models, model_name.replace("_", "")):

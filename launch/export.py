@@ -22,8 +22,8 @@ from lucid.version import add_version
 
 def consolidate(path: str) -> tuple[dict[str, np.ndarray], dict]:
     """(name -> array of the model's state_dict, run config) of the checkpoint at ``path``."""
-    from lucid import _backend  # noqa: PLC0415
-    from lucid.distributed import checkpoint  # noqa: PLC0415
+    from lucid import _backend
+    from lucid.distributed import checkpoint
 
     _, (state, _, _) = checkpoint.load_path(path, map_location="cpu")
     weights = {k: _backend.asnumpy(v.data).copy(order="C") for k, v in state["model"].items()}  # keeps 0-d arrays 0-d
@@ -38,9 +38,9 @@ def main(argv=None) -> int:
     p.add_argument("--format", choices=("safetensors", "onnx"), default="safetensors")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset version (--format onnx)")
     args = p.parse_args(argv)
-    import safetensors.numpy  # noqa: PLC0415
+    import safetensors.numpy
 
-    from lucid.distributed.checkpoint import CheckpointError  # noqa: PLC0415
+    from lucid.distributed.checkpoint import CheckpointError
 
     try:
         weights, config = consolidate(args.checkpoint)
@@ -58,8 +58,8 @@ def main(argv=None) -> int:
 
 
 def _write_onnx(weights: dict, config: dict, args) -> int:
-    from lucid.onnx import UnsupportedOperatorError  # noqa: PLC0415
-    from lucid.onnx.checkpoint import export_run_weights  # noqa: PLC0415
+    from lucid.onnx import UnsupportedOperatorError
+    from lucid.onnx.checkpoint import export_run_weights
 
     try:
         shape = export_run_weights(weights, config, args.out, args.opset)

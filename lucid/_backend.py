@@ -24,7 +24,7 @@ _gpu_count = 0
 def _load_cupy() -> tuple[Any, str | None]:
     """Import CuPy and look for a GPU; the module or why it is not usable."""
     try:
-        import cupy  # noqa: PLC0415 - optional dependency
+        import cupy
     except ImportError as exc:
         return None, (
             f"CuPy is not installed ({exc}); install it with pip install -e '.[gpu]' in a lucid checkout "
@@ -104,13 +104,14 @@ def parse_device(device: Any) -> str:
     return f"gpu:{int(m.group(2) or 0)}"
 
 
-def xp_for(device: str):
-    """The array module that holds data on ``device`` (already parsed)."""
-    return np if device == "cpu" else cupy_module()
-
-
 def get_array_module(*arrays):
-    """numpy, or cupy when any argument is a CuPy array."""
+    """The array module of ``arrays``: numpy, or cupy when any of them is a CuPy array.
+
+    A single device string (already parsed: "cpu" or "gpu:N") gives the module that
+    holds data on that device. The one lookup of the ``xp`` idiom, used everywhere.
+    """
+    if len(arrays) == 1 and isinstance(arrays[0], str):
+        return np if arrays[0] == "cpu" else cupy_module()
     if _cupy is not None:
         return _cupy.get_array_module(*arrays)
     return np

@@ -16,7 +16,7 @@ def _shape(size) -> tuple:
 
 def _make(fn: str, shape, dtype, device, requires_grad, *args) -> Tensor:
     device = _backend.parse_device(device)
-    xp = _backend.xp_for(device)
+    xp = _backend.get_array_module(device)
     with _backend.on_device(device):
         data = getattr(xp, fn)(shape, *args, dtype=resolve_dtype(dtype) or DEFAULT_FLOAT)
     t = Tensor._wrap(data, device)
@@ -45,7 +45,7 @@ def empty(*size, dtype: Any = None, device: Any = "cpu", requires_grad: bool = F
 
 def full(size, fill_value: float, dtype: Any = None, device: Any = "cpu", requires_grad: bool = False) -> Tensor:
     device = _backend.parse_device(device)
-    xp = _backend.xp_for(device)
+    xp = _backend.get_array_module(device)
     dtype = resolve_dtype(dtype) or (DEFAULT_FLOAT if isinstance(fill_value, float) else None)
     with _backend.on_device(device):
         data = xp.full(_shape((size,)) if isinstance(size, int) else tuple(size), fill_value, dtype=dtype)
@@ -59,7 +59,7 @@ def arange(start: float, end: float | None = None, step: float = 1, dtype: Any =
     if end is None:
         start, end = 0, start
     device = _backend.parse_device(device)
-    xp = _backend.xp_for(device)
+    xp = _backend.get_array_module(device)
     dtype = resolve_dtype(dtype)
     if dtype is None:
         integral = all(isinstance(v, int) for v in (start, end, step))

@@ -21,7 +21,7 @@ def device(request):
     if request.param != "fakegpu":
         yield request.param
         return
-    import fakegpu  # noqa: PLC0415
+    import fakegpu
 
     with fakegpu.installed():
         lucid.manual_seed(0)
@@ -31,7 +31,7 @@ def device(request):
 @pytest.fixture
 def fake_gpu():
     """The fake CuPy module in use for this test (two fake GPUs)."""
-    import fakegpu  # noqa: PLC0415
+    import fakegpu
 
     with fakegpu.installed() as cp:
         lucid.manual_seed(0)

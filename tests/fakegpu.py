@@ -7,10 +7,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import fake_cupy  # noqa: E402
-from fake_cupy import _core  # noqa: E402
+import fake_cupy
+from fake_cupy import _core
 
-from lucid import _backend  # noqa: E402
+from lucid import _backend
 
 STATS = _core.STATS
 

@@ -79,13 +79,14 @@ def test_limit_flags_values_that_would_overflow_float16():
     assert scale_and_check(too_big.copy(), 0.25, out=out, limit=65504.0, chunk=256) is False  # 35000 after scaling
 
 
-def test_sync_batchnorm_is_reachable_from_nn_and_needs_no_world_of_many():
+def test_sync_batchnorm_lives_in_distributed_and_needs_no_world_of_many():
     import lucid
     import lucid.nn as nn
     from lucid.distributed import SyncBatchNorm
 
-    assert nn.SyncBatchNorm is SyncBatchNorm
-    bn = nn.SyncBatchNorm(3)
+    with pytest.raises(AttributeError, match=r"from lucid.distributed import SyncBatchNorm"):
+        _ = nn.SyncBatchNorm
+    bn = SyncBatchNorm(3)
     assert bn.stats_reduce() is None  # a world of one has nobody to sum with
     out = bn(lucid.randn(4, 3))  # 2-D input is accepted (BatchNorm2d only takes 4-D)
     assert out.shape == (4, 3)

@@ -20,7 +20,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # CuPy warns when it cannot load NCCL
     cupy = pytest.importorskip("cupy")
     importlib.import_module("cupy.cuda.nccl")
-import fake_cupy  # noqa: E402
+import fake_cupy
 
 ROOTS = {"xp", "cp", "cupy", "_cupy"}  # how lucid's source names the array module
 LUCID = pathlib.Path(__file__).resolve().parents[1] / "lucid"

@@ -7,7 +7,6 @@ MPI (the fake's device memory is host memory, so MPI reads the
 result must match one process training on the global batch on the CPU, as on CPU.
 """
 import pytest
-
 from dist_scripts.mpirun import run_ok
 from test_dist_ddp import check_training
 

@@ -63,7 +63,7 @@ def _call_hooks(hooks, grad, wrap):
 
 def run_backward(root, grad, retain_graph: bool = False) -> None:
     """Back-propagate ``grad`` (an array shaped like root) through root's graph."""
-    from lucid.tensor import Tensor  # noqa: PLC0415
+    from lucid.tensor import Tensor
 
     def wrap(g):
         return Tensor._wrap(g, root.device)

@@ -53,7 +53,7 @@ class Function:
     # -- graph construction --------------------------------------------------------
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any):
-        from lucid.tensor import Tensor  # noqa: PLC0415 - tensor imports ops at load
+        from lucid.tensor import Tensor  # imported here: tensor imports ops at load
 
         fn = cls()
         tensors = [a for a in args if isinstance(a, Tensor)]
@@ -112,11 +112,6 @@ def _check_inputs(cls, tensors) -> None:
         raise TypeError(
             f"{cls.__name__}: tensors of different dtypes ({names}); convert with .to(dtype) first"
         )
-
-
-def xp_of(*arrays):
-    """The array module of the given arrays (numpy or cupy)."""
-    return _backend.get_array_module(*arrays)
 
 
 def sequence_mark() -> int:

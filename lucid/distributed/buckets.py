@@ -36,6 +36,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lucid._backend import get_array_module
 from lucid.distributed.failure import scale_and_check
 from lucid.distributed.watchdog import watch
 
@@ -95,10 +96,9 @@ class Bucket:
 
 
 def _make_bucket(index: int, params: list, names: list[str], votes: int = 0) -> Bucket:
-    from lucid.autograd.function import xp_of  # noqa: PLC0415
-    from lucid.tensor import Tensor  # noqa: PLC0415
+    from lucid.tensor import Tensor
 
-    xp = xp_of(params[0].data)
+    xp = get_array_module(params[0].data)
     numel = sum(int(p.data.size) for p in params)
     buffer = xp.zeros(numel + len(params) + votes + 1, dtype=params[0].dtype)
     views, grads, offset = [], [], 0
@@ -230,9 +230,8 @@ class Reducer:
     def _prepare(self, b: Bucket) -> None:
         """Scale (and cast) the gradients, fill the flag slots: done as soon as the bucket is
         complete, so a bucket waiting for its turn costs nothing after backward."""
-        from lucid.autograd.function import xp_of  # noqa: PLC0415
 
-        xp = xp_of(b.buffer)
+        xp = get_array_module(b.buffer)
         n, k = b.numel, len(b.params)
         target = b.buffer if b.wire is None else b.wire
         scale = 1.0 / self.world if self.predivide else 1.0
@@ -253,9 +252,8 @@ class Reducer:
     def _complete(self, b: Bucket) -> None:
         n = b.numel
         if b.wire is not None:
-            from lucid.autograd.function import xp_of  # noqa: PLC0415
 
-            xp_of(b.buffer).copyto(b.buffer, b.wire)  # float16 -> float32/64, flags included
+            get_array_module(b.buffer).copyto(b.buffer, b.wire)  # float16 -> float32/64, flags included
             if not self.predivide:
                 # the sum itself may have overflowed float16: same values everywhere, same verdict
                 if scale_and_check(b.buffer[:n], 1.0 / self.world):
@@ -302,7 +300,7 @@ class Reducer:
 
     def _read_flags(self) -> bool:
         """Apply the reduced used flags; True when no rank saw a non-finite value."""
-        from lucid import _backend  # noqa: PLC0415
+        from lucid import _backend
 
         tails = [_backend.asnumpy(b.buffer[b.numel :]) for b in self.buckets]
         ok = True

@@ -46,17 +46,17 @@ def init(limit_threads: bool = True, watchdog_timeout: float | None = None, abor
     global _world
     if _world is not None:
         if watchdog_timeout:  # a later call may still arm (or re-arm) the watchdog
-            from lucid.distributed import watchdog  # noqa: PLC0415
+            from lucid.distributed import watchdog
 
             watchdog.start(watchdog_timeout)
         return _world
-    from lucid.distributed import local_gpu  # noqa: PLC0415
+    from lucid.distributed import local_gpu
 
     chosen = local_gpu.select_before_mpi_init()
-    from mpi4py import MPI  # noqa: PLC0415 - start MPI only when asked
+    from mpi4py import MPI  # imported here: start MPI only when asked
 
     comm = MPI.COMM_WORLD
-    from lucid.distributed.launcher import check_world  # noqa: PLC0415
+    from lucid.distributed.launcher import check_world
 
     check_world(comm.Get_size())
     local = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
@@ -65,12 +65,12 @@ def init(limit_threads: bool = True, watchdog_timeout: float | None = None, abor
         _limit_threads(world)
     _world = world
     if abort_on_error:
-        from lucid.distributed import failure  # noqa: PLC0415
+        from lucid.distributed import failure
 
         failure.install_excepthook()
     timeout = watchdog_timeout if watchdog_timeout is not None else _env_float("LUCID_DIST_TIMEOUT")
     if timeout:
-        from lucid.distributed import watchdog  # noqa: PLC0415
+        from lucid.distributed import watchdog
 
         watchdog.start(timeout)
     if chosen is None:
@@ -82,9 +82,9 @@ def _limit_threads(world: World) -> None:
     """One share of the node's cores per local rank, unless the user chose."""
     if any(os.environ.get(v) for v in THREAD_ENV_VARS):
         return
-    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+    from threadpoolctl import threadpool_limits
 
-    from lucid.ops import blocked  # noqa: PLC0415
+    from lucid.ops import blocked
 
     cores = os.cpu_count() or 1
     world.threads = max(1, cores // world.local_size)
@@ -141,7 +141,7 @@ def device(require_gpu: bool = False) -> str:
 
     ``require_gpu``: raise instead, naming what is missing (CuPy, a CUDA device, the driver).
     """
-    from lucid import _backend  # noqa: PLC0415
+    from lucid import _backend
 
     w = world()
     if require_gpu:
@@ -153,7 +153,7 @@ def device(require_gpu: bool = False) -> str:
 
 def barrier() -> None:
     """Wait until every rank arrives."""
-    from lucid.distributed.watchdog import watch  # noqa: PLC0415
+    from lucid.distributed.watchdog import watch
 
     with watch("barrier"):
         world().comm.Barrier()

@@ -22,6 +22,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from lucid._backend import get_array_module
 from lucid.autograd import is_grad_enabled
 from lucid.distributed import comm as _comm
 from lucid.distributed.buckets import Reducer
@@ -70,13 +71,12 @@ def check_same_model(module: Module) -> None:
 
 def broadcast_coalesced(tensors: list, src: int = 0) -> None:
     """Give every rank rank ``src``'s values of ``tensors``: one broadcast per dtype."""
-    from lucid.autograd.function import xp_of  # noqa: PLC0415
 
     by_dtype: dict = {}
     for t in tensors:
         by_dtype.setdefault((str(t.dtype), t.device), []).append(t)
     for group in by_dtype.values():
-        xp = xp_of(group[0].data)
+        xp = get_array_module(group[0].data)
         flat = xp.concatenate([t.data.reshape(-1) for t in group])
         broadcast(flat, src=src)
         offset = 0

@@ -18,12 +18,14 @@ import traceback
 
 import numpy as np
 
+from lucid._backend import get_array_module
+
 _installed = False
 ABORT_GRACE_SECONDS = 0.5  # see abort()
 
 
 def _tag(text: str) -> str:
-    from lucid.distributed import comm  # noqa: PLC0415
+    from lucid.distributed import comm
 
     prefix = f"[rank {comm.rank()}] " if comm.is_initialized() else "[rank ?] "
     return "".join(prefix + line + "\n" for line in text.rstrip("\n").split("\n"))
@@ -31,7 +33,7 @@ def _tag(text: str) -> str:
 
 def abort(message: str, code: int = 1) -> None:
     """Print ``message`` tagged with this rank and abort every rank of the job."""
-    from lucid.distributed import comm  # noqa: PLC0415
+    from lucid.distributed import comm
 
     sys.stderr.write(_tag(message))
     sys.stderr.flush()
@@ -43,13 +45,13 @@ def abort(message: str, code: int = 1) -> None:
         comm.world().comm.Abort(code)
     # A world of one has nobody to wait for: leave without running atexit handlers
     # that could block (e.g. a thread joining in MPI_Finalize).
-    import os  # noqa: PLC0415
+    import os
 
     os._exit(code)
 
 
 def _alone() -> bool:
-    from lucid.distributed import comm  # noqa: PLC0415
+    from lucid.distributed import comm
 
     return not comm.is_initialized() or comm.world_size() == 1
 
@@ -111,9 +113,8 @@ def scale_and_check(src, scale: float = 1.0, out=None, limit: float | None = Non
     past float max (values near 1e38) raise a false alarm. With a limit, the sum of
     squares bounds every |value| and only chunks it cannot clear get an exact max.
     """
-    from lucid.autograd.function import xp_of  # noqa: PLC0415
 
-    xp = xp_of(src)
+    xp = get_array_module(src)
     if xp is not np:
         if scale != 1.0:
             src *= scale

@@ -50,7 +50,7 @@ def cuda_aware_mpi() -> bool:
     if env in ("0", "1"):
         return env == "1"
     if _cuda_aware is None:
-        from mpi4py import MPI  # noqa: F401, PLC0415 - loads libmpi
+        from mpi4py import MPI  # noqa: F401 - imported for its side effect: loads libmpi
 
         lib = _libmpi()
         _cuda_aware = False
@@ -64,7 +64,7 @@ def cuda_aware_mpi() -> bool:
 
 def nccl_available() -> bool:
     try:
-        from cupy.cuda import nccl  # noqa: PLC0415
+        from cupy.cuda import nccl
 
         return nccl.available if hasattr(nccl, "available") else True
     except Exception:  # ImportError, or CuPy built without NCCL
@@ -72,7 +72,7 @@ def nccl_available() -> bool:
 
 
 def _cupy():
-    from lucid import _backend  # noqa: PLC0415
+    from lucid import _backend
 
     return _backend.cupy_module()
 
@@ -150,7 +150,7 @@ class StagedTransport:
         return host
 
     def start(self, buffer) -> _Staged:
-        from mpi4py import MPI  # noqa: PLC0415
+        from mpi4py import MPI
 
         host = self.host_buffer(buffer)
         self.to_host(buffer, host)
@@ -179,7 +179,7 @@ class NCCLTransport:
     """``ncclAllReduce`` on a side stream; waiting only orders the compute stream after it."""
 
     def __init__(self, comm):
-        from cupy.cuda import nccl  # noqa: PLC0415
+        from cupy.cuda import nccl
 
         cp = _cupy()
         uid = nccl.get_unique_id() if comm.Get_rank() == 0 else None

@@ -29,7 +29,7 @@ def launcher_local_rank(environ: Mapping[str, str] = os.environ) -> int | None:
 
 def use_gpu(local_rank: int) -> int | None:
     """Make GPU ``local_rank mod count`` current when CuPy sees GPUs; its index, or None."""
-    from lucid import _backend  # noqa: PLC0415
+    from lucid import _backend
 
     if _backend._cupy is None and importlib.util.find_spec("cupy") is None:
         return None

@@ -29,7 +29,7 @@ class MPITransport:
         self.before_start = before_start
 
     def start(self, buffer) -> Any:
-        from mpi4py import MPI  # noqa: PLC0415
+        from mpi4py import MPI
 
         if self.before_start is not None:
             self.before_start()
@@ -55,7 +55,7 @@ def make_transport(backend: str, device: str, comm):
         if backend == "nccl":
             raise ValueError("backend='nccl' needs parameters on a GPU; these are on 'cpu'")
         return MPITransport(comm)
-    from lucid.distributed import gpu  # noqa: PLC0415 - GPU only
+    from lucid.distributed import gpu  # imported here: GPU only
 
     if backend == "nccl" or (backend == "auto" and gpu.nccl_available()):
         return gpu.NCCLTransport(comm)

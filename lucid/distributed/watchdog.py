@@ -29,7 +29,7 @@ class Watchdog:
         while not self._stop.wait(period):
             current = self.current
             if current is not None and time.monotonic() - current[1] > self.timeout:
-                from lucid.distributed.failure import abort  # noqa: PLC0415
+                from lucid.distributed.failure import abort
 
                 waited = time.monotonic() - current[1]
                 abort(

@@ -9,8 +9,8 @@ def model_from_weights(weights: dict[str, np.ndarray], config: dict):
 
     Lazy modules take their shapes from the weights; a key that does not fit is an error naming it.
     """
-    import lucid  # noqa: PLC0415
-    from lucid.models import create_model  # noqa: PLC0415
+    import lucid
+    from lucid.models import create_model
 
     spec = config["model"]
     model = create_model(spec["name"], num_classes=spec["num_classes"], **spec.get("overrides", {}))
@@ -24,7 +24,7 @@ def export_run_weights(weights: dict[str, np.ndarray], config: dict, out: str, o
     """Write the model of ``config`` with ``weights`` as ONNX to ``out``; the example input is
     (1, data.channels, data.image_size, data.image_size) and the batch axis stays dynamic.
     Returns the input shape."""
-    import lucid  # noqa: PLC0415
+    import lucid
 
     model = model_from_weights(weights, config)
     data = config["data"]

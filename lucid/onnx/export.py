@@ -13,7 +13,7 @@ MIN_SUPPORTED_OPSET = 9
 
 
 def _as_inputs(args) -> tuple:
-    from lucid.tensor import Tensor  # noqa: PLC0415
+    from lucid.tensor import Tensor
 
     args = args if isinstance(args, tuple) else (args,)
     if not args:
@@ -25,7 +25,7 @@ def _as_inputs(args) -> tuple:
 
 
 def _check_opset(opset_version: int) -> None:
-    import onnx.defs  # noqa: PLC0415
+    import onnx.defs
 
     newest = onnx.defs.onnx_opset_version()
     if not isinstance(opset_version, int) or not MIN_SUPPORTED_OPSET <= opset_version <= newest:
@@ -45,7 +45,7 @@ def _names(given: Sequence[str] | None, count: int, default: str, what: str) -> 
 
 
 def _value_info(name: str, array, batch_axis: int | None):
-    from onnx import helper  # noqa: PLC0415
+    from onnx import helper
 
     dims: list[Any] = list(array.shape)
     if batch_axis is not None:
@@ -72,15 +72,15 @@ def export(
     An op, option or opset without an ONNX form raises ``UnsupportedOperatorError``
     naming both. Returns the ``onnx.ModelProto`` (also written to ``f``).
     """
-    import onnx  # noqa: PLC0415
-    from onnx import helper  # noqa: PLC0415
+    import onnx
+    from onnx import helper
 
-    import lucid.onnx.nn_ops  # noqa: F401, PLC0415 - registers the converters
-    import lucid.onnx.tensor_ops  # noqa: F401, PLC0415
-    from lucid.onnx.graph import GraphBuilder  # noqa: PLC0415
-    from lucid.onnx.registry import CONVERTERS  # noqa: PLC0415
-    from lucid.onnx.trace import trace_ops  # noqa: PLC0415
-    from lucid.tensor import Tensor  # noqa: PLC0415
+    import lucid.onnx.nn_ops  # imported for its side effect: registers the converters
+    import lucid.onnx.tensor_ops  # noqa: F401 - likewise
+    from lucid.onnx.graph import GraphBuilder
+    from lucid.onnx.registry import CONVERTERS
+    from lucid.onnx.trace import trace_ops
+    from lucid.tensor import Tensor
 
     _check_opset(opset_version)
     inputs = _as_inputs(args)
@@ -121,7 +121,7 @@ def export(
 
 def _max_ir_version(opset: int) -> int:
     """The IR version of the first onnx release with ``opset``, so older runtimes accept the file."""
-    from onnx import helper  # noqa: PLC0415
+    from onnx import helper
 
     for row in helper.VERSION_TABLE:  # (release, ir_version, opset, ml opset, ...)
         if row[2] >= opset:

@@ -37,7 +37,7 @@ MIN_OPSET = {
 
 def _array(x):
     """The array of a Tensor; arrays pass through (NumPy arrays have a ``.data`` buffer of their own)."""
-    from lucid.tensor import Tensor  # noqa: PLC0415
+    from lucid.tensor import Tensor
 
     return x.data if isinstance(x, Tensor) else x
 

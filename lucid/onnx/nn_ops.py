@@ -60,7 +60,7 @@ def max_pool2d(g, op):
 
 @converter("AvgPool2d")
 def avg_pool2d(g, op):
-    from lucid.ops.pool import _avg_scale  # noqa: PLC0415 - the divisor rule of avg_pool2d itself
+    from lucid.ops.pool import _avg_scale  # imported here: the divisor rule of avg_pool2d itself
 
     x, window, out_hw, scale = op.args[0], op.kwargs["window"], op.kwargs["out_hw"], op.kwargs["scale"]
     ceil = _ceil_mode(g, window, x.shape[2:], out_hw)
@@ -79,7 +79,7 @@ def avg_pool2d(g, op):
 
 
 def _as_host(value):
-    from lucid import _backend  # noqa: PLC0415
+    from lucid import _backend
 
     return value if isinstance(value, float) else _backend.asnumpy(value)
 

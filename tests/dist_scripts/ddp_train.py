@@ -21,6 +21,13 @@ import sys
 import numpy as np
 from script_io import report
 
+import lucid
+import lucid.distributed as dist
+import lucid.nn as nn
+import lucid.nn.functional as F
+import lucid.optim as optim
+from lucid.distributed import sync_batchnorm
+
 TRANSPORT = sys.argv[4] if len(sys.argv) > 4 else "cpu"
 if TRANSPORT != "cpu" and os.environ.get("LUCID_TEST_REAL_GPU") != "1":  # set by benchmarks/gpu_smoke.sh
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -28,13 +35,6 @@ if TRANSPORT != "cpu" and os.environ.get("LUCID_TEST_REAL_GPU") != "1":  # set b
 
     fakegpu.install(process_wide=True)
     os.environ["LUCID_CUDA_AWARE_MPI"] = "1" if TRANSPORT == "cuda_aware" else "0"
-
-import lucid
-import lucid.distributed as dist
-import lucid.nn as nn
-import lucid.nn.functional as F
-import lucid.optim as optim
-from lucid.distributed import sync_batchnorm
 
 MODEL, SPLIT, MODE = sys.argv[1:4]
 dist.init()
@@ -126,7 +126,8 @@ for step in range(3):
     if MODE == "nosync":
         half = len(mine) // 2
         with ddp.no_sync():
-            loss = F.cross_entropy(ddp(lucid.tensor(x[mine[:half]], device=DEVICE)), lucid.tensor(y[mine[:half]], device=DEVICE), reduction="sum") * scale
+            xs, ys = lucid.tensor(x[mine[:half]], device=DEVICE), lucid.tensor(y[mine[:half]], device=DEVICE)
+            loss = F.cross_entropy(ddp(xs), ys, reduction="sum") * scale
             loss.backward()
         mine = mine[half:]
     loss = F.cross_entropy(ddp(lucid.tensor(x[mine], device=DEVICE)), lucid.tensor(y[mine], device=DEVICE), reduction="sum") * scale
@@ -134,7 +135,11 @@ for step in range(3):
         loss = loss * float("nan")
     loss.backward()
     if step == 0:  # every gradient is a view into its bucket's buffer: nothing was copied
-        views = [(p.grad is b.grads[i], shares_memory(p.grad.data, b.buffer)) for b in ddp.reducer.buckets for i, p in enumerate(b.params)]
+        views = [
+            (p.grad is b.grads[i], shares_memory(p.grad.data, b.buffer))
+            for b in ddp.reducer.buckets
+            for i, p in enumerate(b.params)
+        ]
         grad_views = [sum(a and s for a, s in views), len(views), len(list(ddp.parameters()))]
     oks.append(ddp.step(opt))
     losses.append(float(loss.item()))
@@ -157,6 +162,8 @@ bufs = dict(ddp.module.named_buffers())
 buf_err = max([float(np.abs(bufs[n].numpy() - b.numpy()).max()) for n, b in ref.named_buffers()] or [0.0])
 checksum = [float(np.sum(p.detach().numpy())) for p in ddp.module.parameters()] + [float(np.sum(b.numpy())) for b in ddp.module.buffers()]
 report(
-    r, oks=oks, param_err=param_err, buf_err=buf_err, eval_err=eval_err, train_reduce_calls=train_calls, eval_reduce_calls=len(calls) - train_calls,
-    skipped=ddp.skipped_steps, device=DEVICE, transport=type(ddp.reducer.transport).__name__, grad_views=grad_views, n_buckets=len(ddp.reducer.buckets), checksum=checksum, n_buffers=len(bufs), local_sizes=[len(k) for k in batch(0)[2]],
+    r, oks=oks, param_err=param_err, buf_err=buf_err, eval_err=eval_err, train_reduce_calls=train_calls,
+    eval_reduce_calls=len(calls) - train_calls, skipped=ddp.skipped_steps, grad_views=grad_views,
+    n_buckets=len(ddp.reducer.buckets), checksum=checksum, n_buffers=len(bufs), local_sizes=[len(k) for k in batch(0)[2]],
+    device=DEVICE, transport=type(ddp.reducer.transport).__name__,
 )

@@ -10,22 +10,43 @@ import sys
 
 import numpy as _np
 
-from fake_cupy import cuda, random  # noqa: F401
-from fake_cupy._core import STATS as _STATS  # noqa: F401
+from fake_cupy import cuda, random
+from fake_cupy._core import STATS as _STATS
 from fake_cupy._core import call as _call
 from fake_cupy._core import ndarray
-from fake_cupy._kernels import fuse  # noqa: F401
+from fake_cupy._kernels import fuse
 
 __version__ = "14.0.0"
 
 # dtypes and constants
-from numpy import (  # noqa: E402, F401
-    bool_, complex64, complex128, dtype, e, float16, float32, float64, inf, int8, int16, int32, int64, nan,
-    newaxis, pi, uint8, uint16, uint32, uint64, can_cast, promote_types, finfo, iinfo,
+from numpy import (
+    bool_,
+    can_cast,
+    complex64,
+    complex128,
+    e,
+    finfo,
+    float16,
+    float32,
+    float64,
+    iinfo,
+    inf,
+    int8,
+    int16,
+    int32,
+    int64,
+    nan,
+    newaxis,
+    pi,
+    promote_types,
+    uint8,
+    uint16,
+    uint32,
+    uint64,
 )
 
 
-class ufunc:  # noqa: N801 - CuPy's name
+class ufunc:
     """An elementwise kernel: one launch per call."""
 
     def __init__(self, np_ufunc):
@@ -102,10 +123,12 @@ def get_array_module(*args):
 
 
 class _Lib:
-    class stride_tricks:  # noqa: N801 - numpy.lib.stride_tricks's name
+    class stride_tricks:
         @staticmethod
         def as_strided(x, shape=None, strides=None):
             return _call(_np.lib.stride_tricks.as_strided, (x,), {"shape": shape, "strides": strides}, launches=0)
 
 
 lib = _Lib()
+
+dtype = _np.dtype  # after the functions whose dtype parameters would shadow an import

@@ -118,7 +118,7 @@ class MemoryPointer:
 
     @property
     def device(self):
-        from fake_cupy.cuda import Device  # noqa: PLC0415
+        from fake_cupy.cuda import Device
 
         return Device(self.device_id)
 
@@ -162,7 +162,7 @@ def _inplace(ufunc):
     return op
 
 
-class ndarray:  # noqa: N801 - CuPy's name
+class ndarray:
     """A device array: NumPy memory, CuPy's interface (see the module docstring)."""
 
     __array_priority__ = 100
@@ -194,7 +194,7 @@ class ndarray:  # noqa: N801 - CuPy's name
 
     @property
     def device(self):
-        from fake_cupy.cuda import Device  # noqa: PLC0415
+        from fake_cupy.cuda import Device
 
         return Device(self._dev)
 
@@ -281,7 +281,7 @@ class ndarray:  # noqa: N801 - CuPy's name
 
     # -- NumPy protocols (CuPy implements both) ----------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        import fake_cupy  # noqa: PLC0415
+        import fake_cupy
 
         mine = getattr(fake_cupy, ufunc.__name__, None)
         if mine is None:
@@ -293,7 +293,7 @@ class ndarray:  # noqa: N801 - CuPy's name
         return getattr(mine, method)(*inputs, **kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        import fake_cupy  # noqa: PLC0415
+        import fake_cupy
 
         mine = getattr(fake_cupy, func.__name__, None)
         return NotImplemented if mine is None else mine(*args, **kwargs)
@@ -359,7 +359,7 @@ def _index(key):
 
 
 def _count_copy(host) -> None:
-    from fake_cupy.cuda import _is_pinned  # noqa: PLC0415
+    from fake_cupy.cuda import _is_pinned
 
     if isinstance(host, np.ndarray) and _is_pinned(host):
         STATS.pinned_copies += 1

@@ -5,7 +5,7 @@ import functools
 
 import numpy as np
 
-from fake_cupy._core import STATS, ndarray, unwrap, check_devices, wrap
+from fake_cupy._core import STATS, check_devices, ndarray, unwrap, wrap
 
 
 def fuse(*args, **kwargs):

@@ -6,8 +6,8 @@ import ctypes
 import numpy as np
 
 from fake_cupy import _core
-from fake_cupy._core import MemoryPointer  # noqa: F401
-from fake_cupy.cuda import nccl, runtime  # noqa: F401
+from fake_cupy._core import MemoryPointer
+from fake_cupy.cuda import nccl, runtime
 
 
 class Device:

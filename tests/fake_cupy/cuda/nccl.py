@@ -18,15 +18,15 @@ def get_unique_id():
 
 
 class NcclCommunicator:
-    def __init__(self, ndev: int, commId, rank: int):  # noqa: N803 - CuPy's names
-        from mpi4py import MPI  # noqa: PLC0415
+    def __init__(self, ndev: int, commId, rank: int):
+        from mpi4py import MPI
 
         self.comm = MPI.COMM_WORLD.Split(zlib.crc32(commId) & 0x7FFFFFFF, rank)
         if self.comm.Get_size() != ndev:
             raise RuntimeError(f"NCCL: {self.comm.Get_size()} ranks joined, {ndev} expected")
 
-    def allReduce(self, sendbuf: int, recvbuf: int, count: int, datatype: int, op: int, stream: int) -> None:  # noqa: N802
-        from mpi4py import MPI  # noqa: PLC0415
+    def allReduce(self, sendbuf: int, recvbuf: int, count: int, datatype: int, op: int, stream: int) -> None:
+        from mpi4py import MPI
 
         if op != NCCL_SUM:
             raise NotImplementedError("fake NCCL: only NCCL_SUM")

@@ -10,7 +10,7 @@ class CUDARuntimeError(RuntimeError):
         super().__init__(message)
 
 
-def getDeviceCount() -> int:  # noqa: N802 - CuPy's name
+def getDeviceCount() -> int:
     if _core.DEVICE_COUNT[0] == 0:
         raise CUDARuntimeError(100, "cudaErrorNoDevice: no CUDA-capable device is detected")
     return _core.DEVICE_COUNT[0]
@@ -21,22 +21,22 @@ def _check_id(i: int) -> None:
         raise CUDARuntimeError(101, "cudaErrorInvalidDevice: invalid device ordinal")
 
 
-def getDevice() -> int:  # noqa: N802
+def getDevice() -> int:
     return _core.current_device()
 
 
-def setDevice(device: int) -> None:  # noqa: N802
+def setDevice(device: int) -> None:
     _check_id(device)
     _core.set_current_device(device)
 
 
-def deviceSynchronize() -> None:  # noqa: N802
+def deviceSynchronize() -> None:
     _core.sync()
 
 
-def runtimeGetVersion() -> int:  # noqa: N802
+def runtimeGetVersion() -> int:
     return 12080
 
 
-def driverGetVersion() -> int:  # noqa: N802
+def driverGetVersion() -> int:
     return 12080
