@@ -50,6 +50,9 @@ def init(limit_threads: bool = True, watchdog_timeout: float | None = None, abor
 
             watchdog.start(watchdog_timeout)
         return _world
+    from lucid.distributed import local_gpu
+
+    chosen = local_gpu.select_before_mpi_init()
     from mpi4py import MPI  # imported here: start MPI only when asked
 
     comm = MPI.COMM_WORLD
@@ -70,7 +73,8 @@ def init(limit_threads: bool = True, watchdog_timeout: float | None = None, abor
         from lucid.distributed import watchdog
 
         watchdog.start(timeout)
-    _use_local_gpu(world)
+    if chosen is None:
+        local_gpu.use_gpu(world.local_rank)  # fallback: the shared-memory split's local rank
     return world
 
 
@@ -86,19 +90,6 @@ def _limit_threads(world: World) -> None:
     world.threads = max(1, cores // world.local_size)
     world.thread_limiter = threadpool_limits(limits=world.threads)
     blocked.set_num_threads(world.threads)  # lucid's own threaded kernels take the same share
-
-
-def _use_local_gpu(world: World) -> None:
-    """Make GPU ``local_rank`` (mod the GPUs present) current, if CuPy sees any."""
-    import importlib.util
-
-    if importlib.util.find_spec("cupy") is None:
-        return
-    from lucid import _backend
-
-    if _backend.gpu_available():
-        cp = _backend.cupy_module()
-        cp.cuda.Device(world.local_rank % cp.cuda.runtime.getDeviceCount()).use()
 
 
 def _env_float(name: str) -> float | None:
@@ -145,12 +136,17 @@ def is_main() -> bool:
     return world().rank == 0
 
 
-def device() -> str:
-    """This rank's device: "gpu:<local_rank mod GPUs>" when a GPU is usable, else "cpu"."""
+def device(require_gpu: bool = False) -> str:
+    """This rank's device: "gpu:<local_rank mod GPUs>" when a GPU is usable, else "cpu".
+
+    ``require_gpu``: raise instead, naming what is missing (CuPy, a CUDA device, the driver).
+    """
     from lucid import _backend
 
     w = world()
-    if not _backend.gpu_available():
+    if require_gpu:
+        _backend.cupy_module()
+    elif not _backend.gpu_available():
         return "cpu"
     return f"gpu:{w.local_rank % _backend.cupy_module().cuda.runtime.getDeviceCount()}"
 

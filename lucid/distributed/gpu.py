@@ -117,6 +117,7 @@ class _Staged:
     request: Any
     host: np.ndarray
     device: Any
+    landed: bool = False
 
 
 class StagedTransport:
@@ -156,11 +157,19 @@ class StagedTransport:
         return _Staged(self.comm.Iallreduce(MPI.IN_PLACE, host, op=MPI.SUM), host, buffer)
 
     def test(self, handle: _Staged) -> bool:
-        return handle.request.Test()
+        if not handle.landed and handle.request.Test():
+            self._land(handle)
+        return handle.landed
 
     def wait(self, handle: _Staged) -> None:
-        handle.request.Wait()
+        if not handle.landed:
+            handle.request.Wait()
+            self._land(handle)
+
+    def _land(self, handle: _Staged) -> None:
+        """The reduced values back on the device, whether ``test`` or ``wait`` saw the end."""
         self.to_device(handle.host, handle.device)
+        handle.landed = True
 
 
 # -- NCCL ----------------------------------------------------------------------------

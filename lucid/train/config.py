@@ -115,7 +115,7 @@ class RunConfig:
     epochs: int = field(default=1, metadata=_positive())
     max_steps: int = field(default=0, metadata=_non_negative())  # 0 = no limit (debug runs use a few)
     seed: int = 0
-    device: str = "cpu"
+    device: str = field(default="cpu", metadata=_one_of("cpu", "gpu"))  # "gpu": the local rank's GPU
     dtype: str = field(default="float32", metadata=_one_of("float32", "float64"))
     sync_bn: bool = True
     grad_accum: int = field(default=1, metadata=_positive())

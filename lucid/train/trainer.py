@@ -61,7 +61,7 @@ class Trainer:
         dist.init()
         self.rank, self.world = dist.rank(), dist.world_size()
         self.main = self.rank == 0
-        self.device = dist.device() if cfg.run.device != "cpu" else "cpu"
+        self.device = dist.device(require_gpu=True) if cfg.run.device == "gpu" else "cpu"
         self.run_dir = os.path.join(cfg.run.output_dir, cfg.run.name)
         self.ckpt_dir = os.path.join(self.run_dir, "checkpoints")
         self.log = MetricsLog(self.run_dir, self.main, tensorboard=cfg.run.tensorboard)
