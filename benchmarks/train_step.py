@@ -138,8 +138,10 @@ def lucid_worker(args) -> None:
     import lucid  # noqa: PLC0415
     import lucid.nn.functional as F  # noqa: PLC0415
     from lucid.models import create_model  # noqa: PLC0415
+    from lucid import _malloc  # noqa: PLC0415
     from lucid.models.pretrained import lucid_to_reference  # noqa: PLC0415
 
+    _malloc.tune()  # as dist.init() does for launch.train (import lucid leaves malloc alone)
     base_rss = rss_mb()
     lucid.manual_seed(0)
     model = create_model(args.model, **model_overrides(args))

@@ -3,7 +3,7 @@
 The public names follow PyTorch: ``lucid.tensor``, ``lucid.zeros``, ``lucid.no_grad``,
 ``lucid.nn``, ``lucid.optim``, ``lucid.save`` / ``lucid.load``.
 """
-from lucid import _malloc, random
+from lucid import random
 from lucid._backend import gpu_available
 from lucid.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from lucid.creation import (
@@ -56,5 +56,4 @@ from lucid.tensor import Tensor
 from lucid import nn, optim  # noqa: E402 - built on the names above
 from lucid.serialization import load, save  # noqa: E402
 
-_malloc.tune()  # reuse freed large arrays instead of faulting in new ones (lucid/_malloc.py)
 __version__ = "0.1.0"

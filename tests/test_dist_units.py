@@ -54,7 +54,7 @@ def test_cuda_aware_detection(monkeypatch):
 
 
 def test_watch_records_outermost_wait_and_clears():
-    dog = watchdog.Watchdog(timeout=60)
+    dog = watchdog.Watchdog(timeout=60, on_timeout=print)
     watchdog._active, saved = dog, watchdog._active
     try:
         with watchdog.watch("outer"):

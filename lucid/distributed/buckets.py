@@ -11,8 +11,14 @@ last gradient lands, the bucket is prepared at once (pre-divided, checked for
 NaN/Inf, flags filled) and its non-blocking sum all-reduce starts; buckets always
 start in index order, one in flight at a time (a bucket that is ready early waits
 for its predecessors), so every rank issues the same collectives in the same order.
-Later hooks drive the request in flight forward; ``finish()`` starts what is left,
-waits for everything and reports whether the step may be taken.
+Later hooks drive the request in flight forward. The first hook of a synchronised
+backward queues an end-of-backward callback with the autograd engine
+(``queue_callback``): it starts what is left and waits for everything, so
+``loss.backward()`` returns with every gradient reduced (PyTorch's semantics) and
+``finish()`` only reports the all-rank decision it took. A rank that ran no backward
+still takes part: its ``finish()`` does the reduction itself. When some rank saw a
+non-finite value, every gradient is set to None on every rank, so an optimizer
+stepped without asking ``finish()`` leaves the parameters unchanged.
 
 Each bucket buffer ends with bookkeeping slots that ride in the same all-reduce:
 
@@ -33,6 +39,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lucid.autograd.engine import queue_callback
 from lucid.distributed.failure import scale_and_check
 from lucid.distributed.watchdog import watch
 
@@ -162,13 +169,22 @@ class Reducer:
         self.loss_nonfinite = False  # set by report_nonfinite(); rides in every bucket's flag
         self.steps = 0
         self.skipped_steps = 0
-        self.overlapped = 0  # buckets already started when the last finish() began
+        self.overlapped = 0  # buckets already started when the last reduction began waiting
+        self.last_ok = True  # the all-rank decision of the last synchronised pass
+        self._open = False  # a synchronised pass began (attach_grads or a hook) and is not reduced yet
+        self._queued = False  # the end-of-backward callback of this pass is queued
         self._next = 0  # next bucket to start (index order)
         self._in_flight: deque[Bucket] = deque()
 
     # -- gradients as views ---------------------------------------------------------
     def attach_grads(self) -> None:
-        """Make every parameter's ``.grad`` its bucket view (zeroed where it was None)."""
+        """Make every parameter's ``.grad`` its bucket view (zeroed where it was None).
+
+        With ``sync`` on, this opens a synchronised pass: ``finish()`` reduces even
+        when no backward runs on this rank.
+        """
+        self._open = self._open or self.sync
+        self._queued = False  # a backward that failed half-way left its callback unrun
         for b in self.buckets:
             for i in range(len(b.params)):
                 self._adopt(b, i)
@@ -194,11 +210,10 @@ class Reducer:
         b.used[i] = True
         if not self.sync:
             return
-        if b.ready[i]:
-            raise RuntimeError(
-                f"DistributedDataParallel: parameter {b.names[i]!r} received a second gradient before "
-                "finish(); call ddp.finish() after every synchronised backward, or accumulate under no_sync()"
-            )
+        self._open = True
+        if not self._queued:
+            queue_callback(self._reduce)
+            self._queued = True
         b.ready[i] = True
         b.pending -= 1
         if b.pending == 0:
@@ -259,14 +274,23 @@ class Reducer:
         self.loss_nonfinite = True
 
     def finish(self) -> bool:
-        """Wait until every bucket is reduced; True when the step may be taken.
+        """True when the step may be taken: the all-rank decision of the last synchronised pass.
 
-        Must be called once per synchronised backward on every rank (also on a rank
-        that ran no backward: its buckets then hold zeros and it still takes part).
-        Inside ``no_sync()`` it returns True at once and communicates nothing.
+        After a backward that reached the buckets, the reduction already happened at
+        its end and this only reports it. On a rank whose pass ran no backward (its
+        buckets hold zeros) it reduces now, so that rank still takes part. Outside a
+        synchronised pass (e.g. after a ``no_sync`` backward) it returns True.
         """
-        if not self.sync:
+        if self._open:
+            self._reduce()
+        elif not self.sync:
             return True
+        return self.last_ok
+
+    def _reduce(self) -> None:
+        """Start what is left, wait for every bucket, apply the flags (end of a synchronised pass)."""
+        if not self._open:
+            return
         self.overlapped = self._next
         for b in self.buckets:
             if b.pending:  # parameters that got no gradient this pass
@@ -287,7 +311,10 @@ class Reducer:
         self.steps += 1
         if not ok:
             self.skipped_steps += 1
-        return ok
+            for b in self.buckets:  # stepping anyway leaves every parameter as it is
+                for p in b.params:
+                    p.grad = None
+        self.last_ok = ok
 
     def _read_flags(self) -> bool:
         """Apply the reduced used flags; True when no rank saw a non-finite value."""
@@ -311,6 +338,7 @@ class Reducer:
             b.pending = k
         self._next = 0
         self.loss_nonfinite = False
+        self._open = self._queued = False
 
     def remove_hooks(self) -> None:
         for remove in self._hooks:

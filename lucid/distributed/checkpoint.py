@@ -33,6 +33,7 @@ import numpy as np
 
 from lucid import serialization
 from lucid.distributed import collectives, comm
+from lucid.distributed.group import ProcessGroup
 
 FORMAT = "lucid-checkpoint"
 VERSION = 1
@@ -110,15 +111,23 @@ def committed(directory: str) -> list[str]:
 
 
 # -- saving ------------------------------------------------------------------------
-def save(directory: str, step: int, state: dict, rank_state: dict | None = None, keep_last: int = 0) -> str:
-    """Write ``state`` (identical on every rank) as a sharded checkpoint; collective.
+def save(
+    directory: str,
+    step: int,
+    state: dict,
+    rank_state: dict | None = None,
+    keep_last: int = 0,
+    group: ProcessGroup | None = None,
+) -> str:
+    """Write ``state`` (identical on every rank of ``group``, None: the world) as a sharded
+    checkpoint; collective over the group, whose rank 0 commits.
 
     ``state`` is a nested dict of plain values and tensors (model and optimizer state
     dicts, scheduler, sampler cursor, ...); ``rank_state`` is this rank's own JSON-able
     data (RNG states). Returns the committed directory. Older checkpoints beyond
     ``keep_last`` (0 = keep all) are pruned after the commit.
     """
-    rank, world = comm.rank(), comm.world_size()
+    rank, world = comm.rank(group), comm.world_size(group)
     final = os.path.join(directory, step_dir_name(step))
     tmp = None
     if rank == 0:
@@ -126,7 +135,7 @@ def save(directory: str, step: int, state: dict, rank_state: dict | None = None,
         _remove_stale_tmp(directory)
         tmp = os.path.join(directory, f".tmp-{step_dir_name(step)}-{uuid.uuid4().hex[:8]}")
         os.makedirs(tmp)
-    tmp = collectives.broadcast_object(tmp, 0)
+    tmp = collectives.broadcast_object(tmp, 0, group)
 
     enc = serialization._Encoder(name_of=_readable)
     structure = enc.encode(state, "obj")
@@ -139,7 +148,7 @@ def save(directory: str, step: int, state: dict, rank_state: dict | None = None,
             report["files"][STATE] = _write_durable(os.path.join(tmp, STATE), text)
     except Exception as exc:  # reported to rank 0, which then does not commit
         report["error"] = f"{type(exc).__name__}: {exc}"
-    reports = collectives.all_gather_object(report)
+    reports = collectives.all_gather_object(report, group)
     failed = [r for r in reports if r["error"]]
     if failed:
         if rank == 0:
@@ -155,7 +164,7 @@ def save(directory: str, step: int, state: dict, rank_state: dict | None = None,
                     shutil.rmtree(old, ignore_errors=True)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-    error = collectives.broadcast_object(error, 0)
+    error = collectives.broadcast_object(error, 0, group)
     if error:
         raise CheckpointError(f"checkpoint {final} was not committed: {error}")
     return final
@@ -227,9 +236,9 @@ def read_manifest(path: str) -> dict:
     return manifest
 
 
-def verify(path: str, manifest: dict) -> None:
-    """Check sizes and checksums; each rank checks a share of the files, all learn the result."""
-    rank, world = comm.rank(), comm.world_size()
+def verify(path: str, manifest: dict, group: ProcessGroup | None = None) -> None:
+    """Check sizes and checksums; each rank (of ``group``) checks a share of the files, all learn the result."""
+    rank, world = comm.rank(group), comm.world_size(group)
     problems = []
     for i, (name, entry) in enumerate(sorted(manifest["files"].items())):
         if i % world != rank:
@@ -241,19 +250,19 @@ def verify(path: str, manifest: dict) -> None:
             problems.append(f"{file} has {os.path.getsize(file)} bytes, the manifest says {entry['size']} (truncated?)")
         elif _sha256(file) != entry["sha256"]:
             problems.append(f"{file} does not match its sha256 checksum (corrupted)")
-    problems = [p for ps in collectives.all_gather_object(problems) for p in ps]
+    problems = [p for ps in collectives.all_gather_object(problems, group) for p in ps]
     if problems:
         raise CheckpointError("; ".join(problems))
 
 
-def load(path: str, map_location: Any = None) -> tuple[dict, dict, dict]:
-    """Read a checkpoint written at any world size; collective.
+def load(path: str, map_location: Any = None, group: ProcessGroup | None = None) -> tuple[dict, dict, dict]:
+    """Read a checkpoint written at any world size; collective over ``group`` (None: the world).
 
     ``map_location`` places tensors as in ``lucid.load`` (e.g. "cpu", or the rank's GPU).
     Returns (state, this rank's rank_state or {} when the world size changed, manifest).
     """
     manifest = read_manifest(path)
-    verify(path, manifest)
+    verify(path, manifest, group)
     import safetensors  # noqa: PLC0415
 
     arrays = {}
@@ -268,22 +277,24 @@ def load(path: str, map_location: Any = None) -> tuple[dict, dict, dict]:
         structure = json.load(fh)["structure"]
     state = serialization._Decoder(arrays, serialization._device_map(map_location)).decode(structure)
     rank_state = {}
-    rank_file = os.path.join(path, f"rank-{comm.rank():05d}.json")
-    if manifest["world_size"] == comm.world_size() and os.path.isfile(rank_file):
+    rank_file = os.path.join(path, f"rank-{comm.rank(group):05d}.json")
+    if manifest["world_size"] == comm.world_size(group) and os.path.isfile(rank_file):
         with open(rank_file) as fh:
             rank_state = json.load(fh)
     return state, rank_state, manifest
 
 
-def load_latest(directory: str, map_location: Any = None) -> tuple[str, tuple[dict, dict, dict]] | None:
+def load_latest(
+    directory: str, map_location: Any = None, group: ProcessGroup | None = None
+) -> tuple[str, tuple[dict, dict, dict]] | None:
     """The newest committed checkpoint that verifies; corrupted ones are skipped with a warning.
 
     Returns (path, load(path)) or None when there is no usable checkpoint.
     """
     for path in reversed(committed(directory)):
         try:
-            return path, load(path, map_location)
+            return path, load(path, map_location, group)
         except CheckpointError as exc:
-            if comm.rank() == 0:
+            if comm.rank(group) == 0:
                 warnings.warn(f"skipping checkpoint {path}: {exc}; trying the previous one", stacklevel=2)
     return None

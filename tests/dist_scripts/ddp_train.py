@@ -1,10 +1,12 @@
 """DDP training vs ONE process training on the whole batch, on every rank.
 
-    ddp_train.py MODEL SPLIT MODE
+    ddp_train.py MODEL SPLIT MODE [STEPS]
     MODEL  syncbn (conv-BN-ReLU ResNet-like, SyncBatchNorm) | plain (BN-free) |
            bnonly (SyncBN without convs: lets a rank hold an empty batch)
     SPLIT  even | uneven | one (1 sample per rank) | empty (last rank gets none)
-    MODE   train | nosync (2 micro-batches, first under no_sync) | nan (step 1: NaN loss on last rank)
+    MODE   train | nosync (2 micro-batches, first under no_sync) | nan (step 1: NaN loss on last rank) |
+           torch (PyTorch's loop: backward, opt.step(), opt.zero_grad(); finish() never called)
+    STEPS  optimizer steps (default 3)
 
 Each rank initialises its model from a different seed (DDP must copy rank 0's
 weights), trains 3 SGD-momentum steps in float64 and, in the same process, trains a
@@ -25,6 +27,7 @@ import lucid.optim as optim
 from lucid.distributed import sync_batchnorm
 
 MODEL, SPLIT, MODE = sys.argv[1:4]
+STEPS = int(sys.argv[4]) if len(sys.argv) > 4 else 3
 dist.init()
 r, w = dist.rank(), dist.world_size()
 
@@ -86,7 +89,7 @@ def make_optimizer(params):
 
 calls = []
 real_reduce = sync_batchnorm.sum_over_ranks
-sync_batchnorm.sum_over_ranks = lambda a: calls.append(1) or real_reduce(a)  # counts SyncBN all-reduces
+sync_batchnorm.sum_over_ranks = lambda a, group=None: calls.append(1) or real_reduce(a, group)  # counts SyncBN all-reduces
 model = build(seed=100 + r)
 if MODEL != "plain":
     model = dist.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -95,7 +98,7 @@ opt = make_optimizer(ddp.parameters())
 ref = build(seed=100)
 ref_opt = make_optimizer(ref.parameters())
 oks, losses = [], []
-for step in range(3):
+for step in range(STEPS):
     x, y, rows = batch(step)
     mine = rows[r]
     scale = w / len(y)
@@ -113,7 +116,11 @@ for step in range(3):
     if step == 0:  # every gradient is a view into its bucket's buffer: nothing was copied
         views = [(p.grad is b.grads[i], np.shares_memory(p.grad.data, b.buffer)) for b in ddp.reducer.buckets for i, p in enumerate(b.params)]
         grad_views = [sum(a and s for a, s in views), len(views), len(list(ddp.parameters()))]
-    oks.append(ddp.step(opt))
+    if MODE == "torch":
+        opt.step()
+        oks.append(True)
+    else:
+        oks.append(ddp.step(opt))
     losses.append(float(loss.item()))
     ref_opt.zero_grad()
     ref_loss = F.cross_entropy(ref(lucid.tensor(x)), lucid.tensor(y))
