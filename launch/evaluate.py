@@ -11,9 +11,12 @@ import argparse
 import json
 import sys
 
+from lucid.version import add_version
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m launch.evaluate", description=__doc__.split("\n")[0])
+    add_version(p)
     p.add_argument("--config", required=True, help="the TOML run config that describes model and data")
     p.add_argument("--weights", required=True, help="a .safetensors file written by launch.export")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")

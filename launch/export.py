@@ -15,6 +15,8 @@ import sys
 
 import numpy as np
 
+from lucid.version import add_version
+
 
 def consolidate(path: str) -> tuple[dict[str, np.ndarray], dict]:
     """(name -> array of the model's state_dict, run config) of the checkpoint at ``path``."""
@@ -33,6 +35,7 @@ def consolidate(path: str) -> tuple[dict[str, np.ndarray], dict]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m launch.export", description=__doc__.split("\n")[0])
+    add_version(p)
     p.add_argument("checkpoint", help="a checkpoint directory (step_XXXXXXXX) or a directory of them")
     p.add_argument("--out", required=True, help="output .safetensors file")
     args = p.parse_args(argv)

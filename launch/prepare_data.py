@@ -12,10 +12,12 @@ import argparse
 import sys
 
 from lucid.data.fashion_mnist import DEFAULT_SRC, prepare_fashion_mnist
+from lucid.version import add_version
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m launch.prepare_data", description="Prepare datasets as ImageFolder trees.")
+    add_version(parser)
     sub = parser.add_subparsers(dest="dataset", required=True)
     fm = sub.add_parser("fashion-mnist", help="Fashion-MNIST IDX files -> DIR/{train,val}/<class>/*.png")
     fm.add_argument("--out", required=True, help="destination folder")

@@ -10,10 +10,12 @@ import argparse
 import sys
 
 from lucid.train.config import ConfigError, load_config
+from lucid.version import add_version
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m launch.train", description=__doc__.split("\n")[0])
+    add_version(p)
     p.add_argument("--config", required=True, help="TOML run config (see configs/ and docs/training.md)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set optim.lr=0.05 (repeatable)")

@@ -31,7 +31,7 @@ def cupy_module():
             _cupy_error = exc
     if _cupy is None:
         raise RuntimeError(
-            f"device 'gpu' needs CuPy and a CUDA GPU (pip install 'lucid[gpu]'): {_cupy_error}"
+            f"device 'gpu' needs CuPy and a CUDA GPU (pip install -e '.[gpu]' in a lucid checkout, or pip install cupy-cuda12x): {_cupy_error}"
         )
     return _cupy
 

@@ -50,3 +50,14 @@ def test_python_dash_m_entry_point():
     done = subprocess.run([sys.executable, "-m", "lucid.visual", "summary", "nonexistent_net"],
                           capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[1])
     assert done.returncode == 2 and "unknown model 'nonexistent_net'; valid names:" in done.stderr
+
+
+def test_model_and_input_from_a_run_config(capsys):
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "fashion_mnist_resnet.toml")
+    assert main(["summary", "--config", config, "--depth", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "Input (1,1,28,28) -> output (1,10)" in out and "Total params: 308,538" in out  # the demo's ResNet-10
+    assert main(["summary", "resnet_18", "--config", config]) == 2
+    assert "give either a model name or --config FILE, not both" in capsys.readouterr().err
+    assert main(["chart", "--config", "missing.toml"]) == 2
+    assert "config file not found: missing.toml" in capsys.readouterr().err

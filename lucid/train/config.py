@@ -13,6 +13,8 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from lucid.train.tensorboard import require_tensorboardx
+
 
 class ConfigError(ValueError):
     """A config value is missing, unknown, of the wrong type or out of range."""
@@ -113,6 +115,7 @@ class RunConfig:
     keep_last: int = field(default=3, metadata=_positive())
     progress: bool = True
     log_samples: bool = False  # append each step's sample ids to samples-rank<r>.jsonl (debugging)
+    tensorboard: bool = False  # also write TensorBoard event files to <run_dir>/tensorboard (needs tensorboardX)
 
 
 @dataclass
@@ -210,6 +213,11 @@ def _check_consistency(cfg: TrainConfig, source: str) -> None:
         cfg.schedule.milestones
     ):
         raise ConfigError(f"{source}: schedule.milestones must be increasing positive epochs, got {cfg.schedule.milestones!r}")
+    if cfg.run.tensorboard:
+        try:
+            require_tensorboardx()
+        except ImportError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
     if cfg.schedule.warmup_epochs > cfg.run.epochs:
         raise ConfigError(
             f"{source}: schedule.warmup_epochs = {cfg.schedule.warmup_epochs} is longer than run.epochs = {cfg.run.epochs}"

@@ -1,5 +1,5 @@
 """What a run reports: ``metrics.jsonl`` (one JSON object per log step and per
-evaluation) and a tqdm progress bar, both on rank 0 only."""
+evaluation), optionally TensorBoard event files, and a tqdm progress bar, all on rank 0 only."""
 from __future__ import annotations
 
 import json
@@ -7,15 +7,26 @@ import os
 import sys
 import time
 
+from lucid.train.tensorboard import TensorBoardLog, require_tensorboardx
+
 
 class MetricsLog:
-    """Appends one JSON object per line to ``<run_dir>/metrics.jsonl`` (rank 0 writes)."""
+    """Appends one JSON object per line to ``<run_dir>/metrics.jsonl`` (rank 0 writes).
 
-    def __init__(self, run_dir: str, enabled: bool):
+    With ``tensorboard`` the same records also go to ``<run_dir>/tensorboard/`` as event
+    files; a missing tensorboardX is an ImportError on every rank, before training starts.
+    """
+
+    def __init__(self, run_dir: str, enabled: bool, tensorboard: bool = False):
         self.enabled = enabled
         self.path = os.path.join(run_dir, "metrics.jsonl")
+        self.tensorboard = None
+        if tensorboard:
+            require_tensorboardx()
         if enabled:
             os.makedirs(run_dir, exist_ok=True)
+            if tensorboard:
+                self.tensorboard = TensorBoardLog(os.path.join(run_dir, "tensorboard"))
 
     def write(self, kind: str, **values) -> None:
         if not self.enabled:
@@ -23,6 +34,8 @@ class MetricsLog:
         record = {"kind": kind, "time": round(time.time(), 3), **values}
         with open(self.path, "a") as fh:
             fh.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:
+            self.tensorboard.write(kind, record)
 
 
 class Progress:

@@ -42,7 +42,7 @@ class Trainer:
         self.device = dist.device() if cfg.run.device != "cpu" else "cpu"
         self.run_dir = os.path.join(cfg.run.output_dir, cfg.run.name)
         self.ckpt_dir = os.path.join(self.run_dir, "checkpoints")
-        self.log = MetricsLog(self.run_dir, self.main)
+        self.log = MetricsLog(self.run_dir, self.main, tensorboard=cfg.run.tensorboard)
         self.progress = Progress(self.main, cfg.run.progress)
         loaded = self._find_checkpoint(resume)
         self._settle_batch(loaded)
