@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import lucid  # noqa: E402
 import lucid.distributed as dist  # noqa: E402
-from lucid.distributed.transport import MPITransport  # noqa: E402
+from lucid.distributed.backends import MPITransport  # noqa: E402
 
 
 def resnet50_shapes() -> list[tuple[int, ...]]:

@@ -60,8 +60,10 @@ def test_fp16_compression_and_postdivide():
     assert all(got["wire_dtype"] == "float16" for got in res.values())
 
 
-def test_fp16_predivide():
-    res = run_ok("buckets_plain.py", 3, "fp16", timeout=60)
+@pytest.mark.parametrize("half", ["native", "op"])
+def test_fp16_predivide(half):
+    """"op": float16 as 16-bit words with a user-defined MPI sum, the route where MPI has no half type."""
+    res = run_ok("buckets_plain.py", 3, "fp16", timeout=60, env={"LUCID_MPI_HALF": half})
     _check(res, 2e-3, 3)
 
 

@@ -33,3 +33,19 @@ def test_collectives_metrics_syncbn_and_ddp_over_a_group():
     got = res[1]
     assert not got["is_member"]
     assert got["error"] == "all_reduce: world rank 1 is not a member of the process group of ranks [0, 2]"
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("auto", None),
+        ("gloo", "unknown backend 'gloo'; valid backends: 'auto', 'mpi', 'nccl', 'cuda_aware', 'staged'"),
+        ("nccl", "backend 'nccl' is not available: on rank 0, it moves GPU buffers and these parameters are on 'cpu'; use 'mpi' (or 'auto')"),
+        ("per-rank", "DistributedDataParallel: ranks disagree on the backend: rank 0 has 'mpi', rank 1 has 'auto'"),
+    ],
+)
+def test_backend_is_agreed_or_the_same_error_on_every_rank(name, expected):
+    res = run_ok("backend_choice.py", 3, name, timeout=30)
+    for got in res.values():
+        assert got["error"] == expected
+        assert got["transport"] == (None if expected else "mpi")

@@ -6,7 +6,7 @@ import pytest
 
 from lucid.distributed import gpu, watchdog
 from lucid.distributed.failure import nonfinite, scale_and_check
-from lucid.distributed.transport import MPITransport, make_transport
+from lucid.distributed.backends import decide, local_report
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -35,13 +35,25 @@ def test_fp16_check_sums_in_float32():
     assert scale_and_check(np.ones(70_000, np.float16), chunk=1 << 17) is False
 
 
-def test_transport_choice_and_errors():
-    assert isinstance(make_transport("mpi", "cpu", comm=None), MPITransport)
-    assert isinstance(make_transport("auto", "cpu", comm=None), MPITransport)
-    with pytest.raises(ValueError, match="backend must be one of"):
-        make_transport("gloo", "cpu", comm=None)
-    with pytest.raises(ValueError, match="needs parameters on a GPU"):
-        make_transport("nccl", "cpu", comm=None)
+def test_backend_choice_and_errors_are_the_same_for_every_rank():
+    cpu = local_report("auto", "cpu")
+    assert decide([cpu, cpu]) == "mpi"
+    assert decide([local_report("mpi", "cpu")] * 3) == "mpi"
+    with pytest.raises(ValueError, match="unknown backend 'gloo'; valid backends: 'auto', 'mpi', 'nccl', 'cuda_aware', 'staged'"):
+        decide([local_report("gloo", "cpu")] * 2)
+    with pytest.raises(ValueError, match="backend 'nccl' is not available: on rank 0, it moves GPU buffers and these parameters are on 'cpu'; use 'mpi'"):
+        decide([local_report("nccl", "cpu")] * 2)
+    gpu_report = local_report("staged", "gpu:0")  # no GPU on this machine: says so
+    with pytest.raises(ValueError, match="backend 'staged' is not available: on rank 0, CuPy sees no usable GPU"):
+        decide([gpu_report, gpu_report])
+    with pytest.raises(ValueError, match="ranks disagree on the backend: rank 0 has 'mpi', rank 1 has 'auto'"):
+        decide([local_report("mpi", "cpu"), cpu])
+    with pytest.raises(ValueError, match="ranks disagree on the device: rank 0 has 'cpu', rank 1 has 'gpu:0'"):
+        decide([cpu, local_report("auto", "gpu:0")])
+    # "auto" takes the first GPU backend usable on EVERY rank: nccl missing on rank 1 -> cuda_aware
+    a = {"name": "auto", "kind": "gpu", "device": "gpu:0", "why": {"mpi": "x", "nccl": None, "cuda_aware": None, "staged": None}}
+    b = dict(a, why=dict(a["why"], nccl="no nccl"))
+    assert decide([a, a]) == "nccl" and decide([a, b]) == "cuda_aware"
 
 
 def test_cuda_aware_detection(monkeypatch):

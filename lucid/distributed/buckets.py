@@ -37,14 +37,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-import numpy as np
 
 from lucid.autograd.engine import queue_callback
+from lucid.distributed.compression import Compression, get_compression
 from lucid.distributed.failure import scale_and_check
 from lucid.distributed.watchdog import watch
 
-COMPRESSIONS = (None, "fp16")
-FP16_MAX = 65504.0
 MB = 1 << 20
 
 
@@ -85,7 +83,7 @@ class Bucket:
     views: list  # per parameter: its gradient-shaped view into buffer
     grads: list  # per parameter: the Tensor wrapping that view (installed as .grad)
     numel: int
-    wire: Any = None  # fp16 copy all-reduced instead of buffer when compressing
+    wire: Any = None  # compressed copy all-reduced instead of buffer (e.g. float16)
     ready: list[bool] = field(default_factory=list)  # gradient final in this pass
     used: list[bool] = field(default_factory=list)  # got (or had) a gradient since last finish
     pending: int = 0
@@ -121,10 +119,10 @@ class Reducer:
         params: leaf tensors in registration order (those without requires_grad are
             left out).
         names: one name per parameter (for error messages).
-        transport: a transport of ``lucid.distributed.transport``.
+        transport: a ``lucid.distributed.backends.Transport``.
         world: number of ranks; gradients are averaged over it.
         bucket_cap_mb, first_bucket_mb: bucket sizes.
-        compression: None, or "fp16" to send half the bytes.
+        compression: None, "fp16" or a ``compression.Compression`` (what goes on the wire).
         predivide: divide by ``world`` before summing (no overflow in fp16) rather
             than after.
         max_in_flight: requests allowed in flight at once (more than one makes them
@@ -139,12 +137,11 @@ class Reducer:
         world: int,
         bucket_cap_mb: float = 25,
         first_bucket_mb: float = 1,
-        compression: str | None = None,
+        compression: str | Compression | None = None,
         predivide: bool = True,
         max_in_flight: int = 1,
     ):
-        if compression not in COMPRESSIONS:
-            raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
+        compression = get_compression(compression)
         if bucket_cap_mb <= 0 or first_bucket_mb <= 0:
             raise ValueError(f"bucket sizes must be positive, got {bucket_cap_mb} and {first_bucket_mb} MB")
         chosen = [(p, n) for p, n in zip(params, names) if p.requires_grad]
@@ -160,8 +157,8 @@ class Reducer:
         self._where: dict[int, tuple[Bucket, int]] = {}
         self._hooks = []
         for b in self.buckets:
-            if compression == "fp16":
-                b.wire = b.buffer.astype(np.float16)
+            if compression.wire_dtype is not None:
+                b.wire = b.buffer.astype(compression.wire_dtype)
             for i, p in enumerate(b.params):
                 self._where[id(p)] = (b, i)
                 self._hooks.append(p.register_post_accumulate_grad_hook(self._on_grad))
@@ -242,8 +239,7 @@ class Reducer:
         n, k = b.numel, len(b.params)
         target = b.buffer if b.wire is None else b.wire
         scale = 1.0 / self.world if self.predivide else 1.0
-        limit = FP16_MAX if b.wire is not None else None
-        bad = scale_and_check(b.buffer[:n], scale, out=None if b.wire is None else b.wire[:n], limit=limit)
+        bad = self.compression.compress(b.buffer[:n], scale, out=None if b.wire is None else b.wire[:n])
         target[n : n + k] = xp.asarray(b.used, dtype=target.dtype)
         target[n + k] = bad | self.loss_nonfinite
         b.prepared = True
@@ -257,9 +253,7 @@ class Reducer:
     def _complete(self, b: Bucket) -> None:
         n = b.numel
         if b.wire is not None:
-            from lucid.autograd.function import xp_of  # noqa: PLC0415
-
-            xp_of(b.buffer).copyto(b.buffer, b.wire)  # float16 -> float32/64, flags included
+            self.compression.decompress(b.wire, b.buffer)  # e.g. float16 -> float32/64, flags included
             if not self.predivide:
                 # the sum itself may have overflowed float16: same values everywhere, same verdict
                 if scale_and_check(b.buffer[:n], 1.0 / self.world):
@@ -300,6 +294,7 @@ class Reducer:
                 b.pending = 0
                 self._prepare(b)
         self._start_ready()
+        self._progress()  # requests done by now complete through test(), the rest through wait()
         while self._in_flight:
             b = self._in_flight.popleft()
             with watch(f"DDP gradient all-reduce (bucket {b.index + 1} of {len(self.buckets)})"):

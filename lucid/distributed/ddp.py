@@ -29,7 +29,8 @@ from lucid.distributed import comm as _comm
 from lucid.distributed.buckets import Reducer
 from lucid.distributed.collectives import all_gather_object, broadcast
 from lucid.distributed.group import ProcessGroup
-from lucid.distributed.transport import make_transport
+from lucid.distributed.backends import choose_transport
+from lucid.distributed.compression import get_compression
 from lucid.nn.module import Module
 
 
@@ -96,10 +97,12 @@ class DistributedDataParallel(Module):
         bucket_cap_mb: size of a gradient bucket, MiB.
         first_bucket_mb: size of the first bucket (the last layers' gradients), kept
             small so communication starts early in backward.
-        compression: None, or "fp16" to all-reduce gradients as float16 (half the bytes).
+        compression: None, "fp16" (all-reduce gradients as float16: half the bytes) or a
+            ``lucid.distributed.compression.Compression`` strategy.
         gradient_predivide: divide gradients by the world size before summing
             (needed with fp16 so sums stay in range) instead of after.
-        backend: "auto", "mpi" or "nccl" (see ``transport.make_transport``).
+        backend: "auto" or a registered transport ("mpi", "cuda_aware", "staged", "nccl";
+            see ``lucid.distributed.backends``); every rank ends up with the same one.
         broadcast_buffers: before each training forward, copy rank 0's buffers (BN
             running statistics of non-synchronised BatchNorm) to every rank.
         process_group: the ranks that hold replicas of this model (None: the world).
@@ -134,7 +137,8 @@ class DistributedDataParallel(Module):
         if len(devices) > 1:
             raise ValueError(f"DistributedDataParallel: parameters on several devices {sorted(devices)}; use one")
         device = devices.pop() if devices else "cpu"
-        if compression == "fp16" and device == "cpu" and group.size > 1:
+        compression = get_compression(compression)
+        if compression.wire_dtype is not None and device == "cpu" and group.size > 1:
             warnings.warn(
                 "DistributedDataParallel(compression='fp16') on CPU: NumPy and MPI add float16 values in "
                 "software (~10 ns each), which costs more than the halved transfer saves on shared memory "
@@ -142,7 +146,8 @@ class DistributedDataParallel(Module):
                 stacklevel=2,
             )
         self._group = group.dup()  # bucket traffic never interleaves with other collectives
-        transport = make_transport(backend, device, self._group.comm)
+        wire = {p.dtype for _, p in named} if compression.wire_dtype is None else {compression.wire_dtype}
+        transport = choose_transport(backend, device, self._group.comm, wire_dtypes=sorted(map(str, wire)))
         self.reducer = Reducer(
             [p for _, p in named],
             [n for n, _ in named],

@@ -11,8 +11,7 @@ from script_io import report
 import lucid
 import lucid.distributed as dist
 import lucid.ops as F
-from lucid.distributed.gpu import StagedTransport
-from lucid.distributed.transport import MPITransport
+from lucid.distributed.backends import MPITransport, StagedTransport
 
 dist.init()
 r, w = dist.rank(), dist.world_size()
