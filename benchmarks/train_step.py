@@ -1,20 +1,22 @@
 """Images/s of full training steps (forward, cross-entropy, backward, SGD momentum), lucid vs PyTorch.
 
-    PYTHONPATH=. /opt/torchvenv/bin/python benchmarks/train_step.py --model resnet_50 --batch 16 --size 224
-    ... --model resnet_18 --stem cifar --batch 64 --size 32      # CIFAR-style ResNet-18
-    ... --inference                                               # eval mode, no grad, forward only
+    PYTHONPATH=. /opt/torchvenv/bin/python benchmarks/train_step.py --case resnet_50     # 224, batch 16
+    ... --case resnet_18_cifar | resnext_50 | resnest_50 | wide_resnet_50 | resnet_50_inference
+    ... --model resnet_18 --stem cifar --batch 64 --size 32                              # any model/shape
     ... --profile                                                 # + lucid's time per op kind
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYTHONPATH=. /opt/torchvenv/bin/python benchmarks/train_step.py ...
 
-Each framework runs in its own worker process (this script re-invoked with
-``--worker``), so the peak RSS of each (``ru_maxrss``) is its own. The driver steps
-the workers in turn, one step each per repetition (lucid, torch, lucid, torch, ...):
-load from other jobs on the machine hits both alike, and the medians and their
-ratio come from the same run. The lucid worker builds the model (seeded) and writes
-its weights and the batch to a temporary folder; the PyTorch worker builds the same
-architecture from plain torch.nn (benchmarks/torch_reference.py) and loads them.
-Both use ``--threads`` threads (BLAS / OpenMP / lucid's block pool) and float32;
-PyTorch runs eager, in NCHW memory unless ``--channels-last-torch``.
+Each framework runs ALONE: a round starts one worker process per side (this script
+re-invoked with ``--worker``: lucid, PyTorch NCHW, PyTorch channels_last), one after the
+other, each timing ``--warmup`` + ``--steps`` steps and exiting before the next starts,
+so no idle process of the other framework (spinning OpenMP / OpenBLAS threads) shares
+the cores; the order rotates between ``--rounds`` rounds, every round is printed, and the
+report gives the medians over rounds and lucid's ratio to PyTorch's FASTER layout of the
+run (``--torch-layout`` picks one layout instead). Peak RSS (``ru_maxrss``) is each
+process's own. The first lucid process builds the model (seeded) and writes its weights
+and the batch to a temporary folder; the PyTorch workers build the same architecture
+from plain torch.nn (benchmarks/torch_reference.py) and load them. All use ``--threads``
+threads (BLAS / OpenMP / lucid's block pool) and float32; PyTorch runs eager.
 PyTorch is compared when it imports (``--compare-torch`` insists, ``--no-torch`` skips).
 """
 from __future__ import annotations
@@ -151,8 +153,9 @@ def lucid_worker(args) -> None:
     # Written array by array (no second copy of the weights in this process's peak RSS).
     tensors = dict(model.named_parameters())
     tensors.update(model.named_buffers())
-    np.savez(os.path.join(args.worker_dir, "weights.npz"), **{lucid_to_reference(k): t.data for k, t in tensors.items()})
-    np.savez(os.path.join(args.worker_dir, "batch.npz"), x=x_np, y=y_np)
+    if not os.path.exists(os.path.join(args.worker_dir, "batch.npz")):  # the first lucid process of a run
+        np.savez(os.path.join(args.worker_dir, "weights.npz"), **{lucid_to_reference(k): t.data for k, t in tensors.items()})
+        np.savez(os.path.join(args.worker_dir, "batch.npz"), x=x_np, y=y_np)
     arch = {}
     if args.want_torch:
         from reference_arch import reference_kwargs  # noqa: PLC0415 - benchmarks/ is on sys.path
@@ -205,7 +208,7 @@ def torch_worker(args) -> None:
             state_dict[key].copy_(torch.from_numpy(weights[key]))
     with np.load(os.path.join(args.worker_dir, "batch.npz")) as batch:
         x, y = torch.from_numpy(batch["x"]), torch.from_numpy(batch["y"])
-    if args.channels_last_torch:
+    if args.torch_layout == "channels_last":
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=1e-4)
@@ -224,8 +227,9 @@ def torch_worker(args) -> None:
 class Worker:
     """A worker process of this script, driven line by line over its stdin/stdout."""
 
-    def __init__(self, side: str, args, workdir: str, arch: dict | None = None):
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", side, "--worker-dir", workdir] + forwarded(args)
+    def __init__(self, side: str, args, workdir: str, arch: dict | None = None, layout: str = "nchw"):
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", side, "--worker-dir", workdir,
+               "--torch-layout", layout] + forwarded(args)
         if arch is not None:
             cmd += ["--arch", json.dumps(arch)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -251,8 +255,7 @@ def forwarded(args) -> list[str]:
            "--threads", str(args.threads), "--lr", str(args.lr), "--classes", str(args.classes)]
     if args.stem is not None:
         out += ["--stem", args.stem]
-    out += ["--inference"] * args.inference + ["--channels-last-torch"] * args.channels_last_torch
-    out += ["--want-torch"] * args.want_torch
+    out += ["--inference"] * args.inference + ["--want-torch"] * args.want_torch
     return out
 
 
@@ -263,34 +266,86 @@ def torch_wanted(args) -> bool:
     return available and not args.no_torch
 
 
+#: the sides a run times: (label, worker kind, torch layout)
+SIDES = {"lucid": ("lucid", "nchw"), "torch NCHW": ("torch", "nchw"), "torch CL": ("torch", "channels_last")}
+
+
+def sides_of(args) -> list[str]:
+    if not args.want_torch:
+        return ["lucid"]
+    layouts = {"best": ["torch NCHW", "torch CL"], "nchw": ["torch NCHW"], "channels_last": ["torch CL"]}
+    return ["lucid"] + layouts[args.torch_layout]
+
+
+def run_alone(side: str, args, workdir: str, arch: dict | None) -> dict:
+    """One worker process for ``side``, alone on the cores: warm-up, ``args.steps`` timed steps, quit.
+    Returns its description, the steps' times and its peak RSS; the process has exited."""
+    kind, layout = SIDES[side]
+    w = Worker(kind, args, workdir, arch if kind == "torch" else None, layout)
+    for _ in range(args.warmup):
+        w.ask("step")
+    times = [w.ask("step")["times"] for _ in range(args.steps)]
+    profile = w.ask(f"profile {args.profile_steps}")["profile"] if kind == "lucid" and args.profile else None
+    return {"info": w.info, "times": times, "peak": w.quit(), "profile": profile}
+
+
 def median_ms(samples: list[dict], key: str) -> float:
     return statistics.median(s[key] for s in samples) * 1e3
 
 
-def report(args, lucid_w, torch_w, times, peaks, loads) -> None:
+def print_round(args, r: int, side: str, result: dict) -> None:
+    step = median_ms(result["times"], "step")
+    print(f"round {r + 1}/{args.rounds}  {side:11s} {args.batch / step * 1e3:7.2f} img/s  step {step:8.1f} ms  "
+          f"CPU {median_ms(result['times'], 'cpu'):8.0f} ms  peak RSS {result['peak']:6.0f} MiB  "
+          f"load {os.getloadavg()[0]:.2f}", flush=True)
+
+
+def summary(args, results: dict) -> dict:
+    """Per side: the median over rounds of each round's median step (and phases), the rounds' figures, peak RSS."""
+    out = {}
+    for side, rounds in results.items():
+        keys = [k for k in ("step", *PHASES, "cpu") if k in rounds[0]["times"][0]]
+        per_round = {k: [median_ms(r["times"], k) for r in rounds] for k in keys}
+        out[side] = {"ms": {k: statistics.median(v) for k, v in per_round.items()}, "rounds": per_round["step"],
+                     "peak": max(r["peak"] for r in rounds)}
+    return out
+
+
+def report(args, results: dict, loads) -> dict:
+    """Print the medians per side and lucid's ratios to PyTorch's faster layout; returns the summary."""
     mode = "inference (eval, no grad)" if args.inference else "training step (fwd + cross-entropy + bwd + SGD momentum)"
     stem = f", stem {args.stem}" if args.stem else ""
-    print(f"{args.model}{stem}, batch {args.batch}, {args.size}x{args.size}, {args.threads} threads, {mode}")
+    print(f"\n{args.model}{stem}, batch {args.batch}, {args.size}x{args.size}, {args.threads} threads, {mode}")
     print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')} "
           f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE', '(unset)')}; "
-          f"1-min load average {loads[0]:.2f} before, {loads[1]:.2f} after (this run's own threads add about {args.threads})")
-    print(f"lucid BLAS: {lucid_w.info['blas']}")
-    if torch_w is not None:
-        layout = "channels_last" if args.channels_last_torch else "NCHW"
-        print(f"torch {torch_w.info['version']} ({layout}) BLAS: {torch_w.info['blas']}")
-    print(f"{args.steps} interleaved repetitions after {args.warmup} warm-up steps; medians")
-    phases = [p for p in PHASES if p in times["lucid"][0]]
-    header = f"{'':8s}{'img/s':>8s}{'step ms':>9s}" + "".join(f"{p[:9]:>10s}" for p in phases)
-    print(header + f"{'CPU ms':>9s}{'peak RSS MiB':>14s}")
-    for side in times:
-        step = median_ms(times[side], "step")
-        line = f"{side:8s}{args.batch / step * 1e3:8.2f}{step:9.1f}" + "".join(f"{median_ms(times[side], p):10.1f}" for p in phases)
-        print(line + f"{median_ms(times[side], 'cpu'):9.0f}{peaks[side]:14.0f}")
-    if torch_w is not None:
-        ratios = [a["step"] / b["step"] for a, b in zip(times["lucid"], times["torch"])]
-        print(f"ratio lucid/torch: time {median_ms(times['lucid'], 'step') / median_ms(times['torch'], 'step'):.2f}x "
-              f"(per-repetition ratios: min {min(ratios):.2f}, median {statistics.median(ratios):.2f}, "
-              f"max {max(ratios):.2f}), peak RSS {peaks['lucid'] / peaks['torch']:.2f}x")
+          f"1-min load average {loads[0]:.2f} before, {loads[1]:.2f} after (a run's own threads add about {args.threads})")
+    for side, rounds in results.items():
+        info = rounds[0]["info"]
+        version = f" {info['version']}" if "version" in info else ""
+        print(f"{side}{version} BLAS: {info['blas']}")
+    print(f"{args.rounds} rounds, each framework alone in its own process per round (order rotating), "
+          f"{args.warmup} warm-up + {args.steps} timed steps each; medians over rounds of each round's median step")
+    s = summary(args, results)
+    phases = [p for p in PHASES if p in s["lucid"]["ms"]]
+    print(f"{'':12s}{'img/s':>8s}{'step ms':>9s}" + "".join(f"{p[:9]:>10s}" for p in phases)
+          + f"{'CPU ms':>9s}{'peak RSS MiB':>14s}")
+    for side, v in s.items():
+        ms = v["ms"]
+        print(f"{side:12s}{args.batch / ms['step'] * 1e3:8.2f}{ms['step']:9.1f}"
+              + "".join(f"{ms[p]:10.1f}" for p in phases) + f"{ms['cpu']:9.0f}{v['peak']:14.0f}")
+    torch_sides = [side for side in s if side != "lucid"]
+    if torch_sides:
+        best = min(torch_sides, key=lambda side: s[side]["ms"]["step"])
+        ratios = [a / b for a, b in zip(s["lucid"]["rounds"], s[best]["rounds"])]
+        print(f"PyTorch's faster layout here: {best}")
+        print(f"ratio lucid / {best}: time {s['lucid']['ms']['step'] / s[best]['ms']['step']:.2f}x "
+              f"(per-round ratios: min {min(ratios):.2f}, median {statistics.median(ratios):.2f}, max {max(ratios):.2f}), "
+              f"peak RSS {s['lucid']['peak'] / s[best]['peak']:.2f}x")
+        for other in torch_sides:
+            if other != best:
+                print(f"ratio lucid / {other}: time {s['lucid']['ms']['step'] / s[other]['ms']['step']:.2f}x, "
+                      f"peak RSS {s['lucid']['peak'] / s[other]['peak']:.2f}x")
+    return s
 
 
 def wait_for_quiet(limit: float, patience_s: float = 600.0) -> None:
@@ -301,26 +356,45 @@ def wait_for_quiet(limit: float, patience_s: float = 600.0) -> None:
 
 
 def drive(args) -> None:
+    """Rounds of one process per side, run one after the other (never two alive at once).
+
+    A worker that waits idle next to a busy one is not free: OpenMP / OpenBLAS threads
+    spin for a while after each parallel region, and the two processes' pools contend
+    for the same cores. So each round starts each side's process on its own, times it
+    and lets it exit before the next starts; the order rotates between rounds.
+    """
     args.want_torch = torch_wanted(args)
     if args.wait_load:
         wait_for_quiet(args.wait_load)
     load_before = os.getloadavg()[0]
+    sides = sides_of(args)
+    results: dict = {side: [] for side in sides}
+    profile = None
     with tempfile.TemporaryDirectory(prefix="lucid-train-step-") as workdir:
-        lucid_w = Worker("lucid", args, workdir)
-        torch_w = Worker("torch", args, workdir, lucid_w.info["arch"]) if args.want_torch else None
-        workers = {"lucid": lucid_w, **({"torch": torch_w} if torch_w else {})}
-        for _ in range(args.warmup):
-            for w in workers.values():
-                w.ask("step")
-        times: dict = {side: [] for side in workers}
-        for _ in range(args.steps):
-            for side, w in workers.items():
-                times[side].append(w.ask("step")["times"])
-        profile = lucid_w.ask(f"profile {args.profile_steps}")["profile"] if args.profile else None
-        peaks = {side: w.quit() for side, w in workers.items()}
-    report(args, lucid_w, torch_w, times, peaks, (load_before, os.getloadavg()[0]))
+        arch = None
+        for r in range(args.rounds):
+            order = sides[r % len(sides):] + sides[:r % len(sides)]
+            for side in order:  # round 0 starts with lucid, which writes the weights and batch
+                result = run_alone(side, args, workdir, arch)
+                if side == "lucid":
+                    arch = result["info"]["arch"]
+                    profile = profile or result["profile"]
+                results[side].append(result)
+                print_round(args, r, side, result)
+    report(args, results, (load_before, os.getloadavg()[0]))
     if profile:
         print("\nlucid " + profile)
+
+
+#: named benchmark cases: --case NAME sets model, batch, size, stem and mode
+CASES = {
+    "resnet_50": dict(model="resnet_50", batch=16, size=224),
+    "resnet_18_cifar": dict(model="resnet_18", batch=64, size=32, stem="cifar"),
+    "resnext_50": dict(model="resnext_50_32x4d", batch=8, size=224),
+    "resnest_50": dict(model="resnest_50", batch=8, size=224),
+    "wide_resnet_50": dict(model="wide_resnet_50", batch=8, size=224),
+    "resnet_50_inference": dict(model="resnet_50", batch=16, size=224, inference=True),
+}
 
 
 def parse_args(argv=None):
@@ -331,13 +405,16 @@ def parse_args(argv=None):
     p.add_argument("--stem", choices=["cifar", "deep"], help="stem_type override (cifar: 3x3 stride 1, no max-pool)")
     p.add_argument("--classes", type=int, default=0, help="classifier outputs (default 1000, or 10 with --stem cifar)")
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    p.add_argument("--steps", type=int, default=10, help="timed repetitions per framework")
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--case", choices=sorted(CASES), help="a named case: sets --model, --batch, --size, --stem, --inference")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per process (the round's figure is their median)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps per process first")
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--inference", action="store_true", help="eval mode, no grad: forward only")
     p.add_argument("--compare-torch", action="store_true", help="fail unless PyTorch can be compared")
     p.add_argument("--no-torch", action="store_true", help="time lucid only")
-    p.add_argument("--channels-last-torch", action="store_true", help="PyTorch model and input in channels_last")
+    p.add_argument("--torch-layout", choices=["best", "nchw", "channels_last"], default="best",
+                   help="PyTorch's memory layout: best (default) runs NCHW and channels_last and compares with the faster")
+    p.add_argument("--rounds", type=int, default=5, help="rounds of one process per side")
     p.add_argument("--profile", action="store_true", help="then profile lucid: time per op kind, fwd/bwd")
     p.add_argument("--profile-steps", type=int, default=3)
     p.add_argument("--wait-load", type=float, default=0.0,
@@ -346,6 +423,9 @@ def parse_args(argv=None):
     p.add_argument("--worker-dir", help=argparse.SUPPRESS)
     p.add_argument("--arch", help=argparse.SUPPRESS)
     p.add_argument("--want-torch", action="store_true", help=argparse.SUPPRESS)
+    case = p.parse_known_args(argv)[0].case
+    if case:  # the case's settings are defaults: flags given explicitly still win
+        p.set_defaults(**CASES[case])
     return p.parse_args(argv)
 
 

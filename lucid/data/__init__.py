@@ -12,14 +12,14 @@ from lucid.data.fake import make_fake_image_folder, natural_image
 from lucid.data.image import IMG_EXTENSIONS, ImageLoadError
 from lucid.data.image_folder import ImageFolder
 from lucid.data.loader import DataLoader
-from lucid.data.presets import IMAGENET_MEAN, IMAGENET_STD, imagenet_eval, imagenet_train, preset
+from lucid.data.presets import IMAGENET_MEAN, IMAGENET_STD, PRESETS, imagenet_eval, imagenet_train, preset, register_preset
 from lucid.data.sampler import DistributedSampler
 from lucid.data.seeding import sample_generator
 from lucid.data.workers import WorkerError
 
 __all__ = [
     "ArrayDataset", "BadImageWarning", "DataLoader", "Dataset", "DistributedSampler", "IMAGENET_MEAN",
-    "IMAGENET_STD", "IMG_EXTENSIONS", "ImageFolder", "ImageLoadError", "WorkerError", "default_collate",
-    "imagenet_eval", "imagenet_train", "make_fake_image_folder", "natural_image", "preset",
+    "IMAGENET_STD", "IMG_EXTENSIONS", "ImageFolder", "ImageLoadError", "PRESETS", "WorkerError", "default_collate",
+    "imagenet_eval", "imagenet_train", "make_fake_image_folder", "natural_image", "preset", "register_preset",
     "sample_generator", "transforms",
 ]

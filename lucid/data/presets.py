@@ -6,6 +6,8 @@ channel); ``channels=3`` from a grey dataset repeats the grey channel.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from lucid.data.transforms import (
     CenterCrop,
     ColorJitter,
@@ -19,6 +21,7 @@ from lucid.data.transforms import (
     Resize,
     ToArray,
 )
+from lucid.registry import Registry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -26,6 +29,16 @@ IMAGENET_GRAY_MEAN = (0.449,)  # the grey value of the ImageNet mean/std, for ch
 IMAGENET_GRAY_STD = (0.226,)
 FASHION_MNIST_MEAN = (0.2860,)
 FASHION_MNIST_STD = (0.3530,)
+
+# Presets by name, for configs (``data.train_preset`` + ``data.train_preset_args``): a
+# preset is a function of the image ``size`` and ``channels`` (given by the run) and its
+# own keyword arguments. Add one with ``@register_preset("name")``.
+PRESETS = Registry("transform preset", supplied=("size", "channels"))
+
+
+def register_preset(name: str, function: Callable | None = None):
+    """Register a transform preset under ``name``; a decorator without ``function``."""
+    return PRESETS.register(name, function)
 
 
 def _stats(channels: int, mean, std) -> tuple[tuple, tuple]:
@@ -57,6 +70,7 @@ def _tail(channels: int, grey_source: bool) -> list:
     return [Grayscale(3)] if channels == 3 and grey_source else []
 
 
+@register_preset("imagenet_train")
 def imagenet_train(
     size: int = 224,
     scale=(0.08, 1.0),
@@ -88,6 +102,7 @@ def imagenet_train(
     return Compose(steps + [Normalize(mean, std)])
 
 
+@register_preset("imagenet_eval")
 def imagenet_eval(size: int = 224, resize: int = 256, interpolation: str = "bilinear", channels: int = 3, mean=None, std=None) -> Compose:
     """Resize the shorter side to ``resize``, take the centre ``size`` crop, Normalize
     (the two geometric steps run as one resample of just the cropped region)."""
@@ -96,6 +111,7 @@ def imagenet_eval(size: int = 224, resize: int = 256, interpolation: str = "bili
     return Compose(steps)
 
 
+@register_preset("small_train")
 def small_train(
     size: int,
     padding: int = 0,
@@ -115,6 +131,7 @@ def small_train(
     return Compose(steps)
 
 
+@register_preset("small_eval")
 def small_eval(
     size: int, channels: int = 1, mean=None, std=None, resize: int | None = None
 ) -> Compose:
@@ -124,16 +141,6 @@ def small_eval(
     return Compose(steps + _tail(channels, True) + [ToArray(), Normalize(mean, std)])
 
 
-PRESETS = {
-    "imagenet_train": imagenet_train,
-    "imagenet_eval": imagenet_eval,
-    "small_train": small_train,
-    "small_eval": small_eval,
-}
-
-
 def preset(name: str, **kwargs) -> Compose:
     """A preset by name (for configs): ``preset("imagenet_train", size=160)``."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown transform preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return PRESETS[name](**kwargs)
+    return PRESETS.build(name, **kwargs)

@@ -2,6 +2,7 @@
 from lucid.optim import lr_scheduler
 from lucid.optim.adamw import AdamW
 from lucid.optim.optimizer import Optimizer
+from lucid.optim.registry import OPTIMIZERS, create_optimizer, register_optimizer
 from lucid.optim.sgd import SGD
 
-__all__ = ["AdamW", "Optimizer", "SGD", "lr_scheduler"]
+__all__ = ["AdamW", "OPTIMIZERS", "Optimizer", "SGD", "create_optimizer", "lr_scheduler", "register_optimizer"]

@@ -5,7 +5,8 @@ import math
 from typing import Iterable
 
 from lucid.autograd.function import xp_of
-from lucid.optim.optimizer import Optimizer, blocks
+from lucid.optim.optimizer import Optimizer, blocks, check_non_negative
+from lucid.optim.registry import register_optimizer
 from lucid.tensor import Tensor
 
 
@@ -32,14 +33,9 @@ class AdamW(Optimizer):
         amsgrad: bool = False,
         maximize: bool = False,
     ):
-        if lr < 0.0:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if eps < 0.0:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
-            raise ValueError(f"Invalid beta parameters: {betas} (each must be in [0, 1))")
-        if weight_decay < 0.0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        check_non_negative(lr=lr, eps=eps, weight_decay=weight_decay)
+        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"Invalid beta parameters: {betas} (two values, each in [0, 1))")
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
         super().__init__(params, defaults)
 
@@ -83,3 +79,6 @@ class AdamW(Optimizer):
         denom /= bias2_sqrt
         denom += eps
         p -= xp.multiply(xp.divide(m, denom, out=s), step_size, out=s)
+
+
+register_optimizer("adamw", AdamW)

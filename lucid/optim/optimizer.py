@@ -36,6 +36,16 @@ def blocks(array) -> list:
     return [slice(i, i + rows) for i in range(0, array.shape[0], rows)]
 
 
+_MESSAGES = {"lr": "learning rate", "eps": "epsilon value"}
+
+
+def check_non_negative(**values: float) -> None:
+    """PyTorch's constructor checks: each hyper-parameter must be >= 0 ("Invalid learning rate: -1")."""
+    for name, value in values.items():
+        if value < 0.0:
+            raise ValueError(f"Invalid {_MESSAGES.get(name, name + ' value')}: {value}")
+
+
 class Optimizer:
     """Base class: subclasses pass their ``defaults`` and implement ``step``.
 

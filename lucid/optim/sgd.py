@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Iterable
 
 from lucid.autograd.function import xp_of
-from lucid.optim.optimizer import Optimizer, blocks
+from lucid.optim.optimizer import Optimizer, blocks, check_non_negative
+from lucid.optim.registry import register_optimizer
 from lucid.tensor import Tensor
 
 
@@ -29,12 +30,7 @@ class SGD(Optimizer):
         nesterov: bool = False,
         maximize: bool = False,
     ):
-        if lr < 0.0:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if momentum < 0.0:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        if weight_decay < 0.0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        check_non_negative(lr=lr, momentum=momentum, weight_decay=weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
@@ -78,3 +74,6 @@ def _decayed_gradient(xp, p, grad, wd: float, maximize: bool, out):
     if maximize:
         return xp.negative(grad, out=out)
     return grad
+
+
+register_optimizer("sgd", SGD)

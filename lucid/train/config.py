@@ -13,6 +13,11 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from lucid.data.presets import PRESETS
+from lucid.optim.registry import OPTIMIZERS
+from lucid.registry import Registry
+from lucid.train.data_sources import SOURCES
+from lucid.train.schedules import SCHEDULES
 from lucid.train.tensorboard import require_tensorboardx
 
 
@@ -32,6 +37,11 @@ def _non_negative():
     return _check(lambda v: v >= 0, "must be >= 0")
 
 
+def _registered(registry: Registry, args: str):
+    """A name looked up in ``registry``; its keyword arguments are the dict field ``args``."""
+    return {"registry": (registry, args)}
+
+
 def _one_of(*choices):
     return _check(lambda v: v in choices, f"must be one of {', '.join(map(repr, choices))}")
 
@@ -49,35 +59,32 @@ class ModelConfig:
 class DataConfig:
     """Where the images come from and how they are augmented and batched."""
 
-    source: str = field(default="folder", metadata=_one_of("folder", "fake"))
+    source: str = field(default="folder", metadata=_registered(SOURCES, "source_args"))
+    source_args: dict = field(default_factory=dict)  # keyword arguments of the source, e.g. fake's train_samples
     root: str = "data"
     train_split: str = "train"
     val_split: str = "val"
     image_size: int = field(default=224, metadata=_positive())
     channels: int = field(default=3, metadata=_one_of(1, 3))
-    train_preset: str = "imagenet_train"
-    eval_preset: str = "imagenet_eval"
+    train_preset: str = field(default="imagenet_train", metadata=_registered(PRESETS, "train_preset_args"))
+    eval_preset: str = field(default="imagenet_eval", metadata=_registered(PRESETS, "eval_preset_args"))
     train_preset_args: dict = field(default_factory=dict)  # extra keyword arguments of the preset
     eval_preset_args: dict = field(default_factory=dict)
     batch_size: int = field(default=32, metadata=_positive())  # per rank
     eval_batch_size: int = field(default=0, metadata=_non_negative())  # 0 = batch_size
     workers: int = field(default=2, metadata=_non_negative())
     on_error: str = field(default="raise", metadata=_one_of("raise", "skip"))
-    fake_train_samples: int = field(default=256, metadata=_positive())
-    fake_val_samples: int = field(default=64, metadata=_positive())
 
 
 @dataclass
 class OptimConfig:
-    """Optimizer; ``lr`` is per 256 images and scaled by the global batch (linear scaling rule)."""
+    """Optimizer; ``lr`` is per 256 images and scaled by the global batch (linear scaling rule).
+    ``args`` are the registered optimizer's other keyword arguments (SGD's momentum, ...)."""
 
-    name: str = field(default="sgd", metadata=_one_of("sgd", "adamw"))
+    name: str = field(default="sgd", metadata=_registered(OPTIMIZERS, "args"))
+    args: dict = field(default_factory=dict)  # e.g. { momentum = 0.9, nesterov = true }; constructor defaults otherwise
     lr: float = field(default=0.1, metadata=_positive())
     scale_lr: bool = True
-    momentum: float = field(default=0.9, metadata=_check(lambda v: 0 <= v < 1, "must be in [0, 1)"))
-    nesterov: bool = False
-    betas: list = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = field(default=1e-8, metadata=_positive())
     weight_decay: float = field(default=1e-4, metadata=_non_negative())
     decay_bn_and_bias: bool = False
     label_smoothing: float = field(default=0.0, metadata=_check(lambda v: 0 <= v < 1, "must be in [0, 1)"))
@@ -85,14 +92,13 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
-    """Learning-rate schedule per step: linear warmup, then cosine, multistep or constant."""
+    """Learning-rate schedule per step: linear warmup, then a registered schedule (cosine,
+    multistep, constant, ...) with ``args`` as its keyword arguments."""
 
-    name: str = field(default="cosine", metadata=_one_of("cosine", "multistep", "constant"))
+    name: str = field(default="cosine", metadata=_registered(SCHEDULES, "args"))
+    args: dict = field(default_factory=dict)  # e.g. { milestones = [30, 60, 80], gamma = 0.1 }
     warmup_epochs: float = field(default=0.0, metadata=_non_negative())
     warmup_start_factor: float = field(default=0.01, metadata=_check(lambda v: 0 < v <= 1, "must be in (0, 1]"))
-    milestones: list = field(default_factory=lambda: [30, 60, 80])  # epochs
-    gamma: float = field(default=0.1, metadata=_positive())
-    min_lr: float = field(default=0.0, metadata=_non_negative())
 
 
 @dataclass
@@ -188,7 +194,25 @@ def _build(cls, values: dict, where: str, source: str):
         if check and not check[0](value):
             raise ConfigError(f"{source}: {where}.{name} = {value!r} {check[1]}")
         kwargs[name] = value
-    return cls(**kwargs)
+    built = cls(**kwargs)
+    for f in fields.values():
+        if "registry" in f.metadata:
+            _check_registered(built, f.name, *f.metadata["registry"], where, source)
+    return built
+
+
+def _check_registered(section, name_field: str, registry: Registry, args_field: str, where: str, source: str) -> None:
+    """The named entry exists and accepts the keyword arguments given for it."""
+    name = getattr(section, name_field)
+    if name not in registry:
+        raise ConfigError(
+            f"{source}: {where}.{name_field} = {name!r} is not a registered {registry.kind} "
+            f"(valid: {', '.join(registry.names())})"
+        )
+    try:
+        registry.check(name, getattr(section, args_field), f"{where}.{args_field}")
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def config_from_dict(data: dict, source: str = "<config>") -> TrainConfig:
@@ -206,13 +230,6 @@ def config_from_dict(data: dict, source: str = "<config>") -> TrainConfig:
 
 
 def _check_consistency(cfg: TrainConfig, source: str) -> None:
-    betas = cfg.optim.betas
-    if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
-        raise ConfigError(f"{source}: optim.betas must be two numbers in [0, 1), got {betas!r}")
-    if any(not isinstance(m, int) or m <= 0 for m in cfg.schedule.milestones) or cfg.schedule.milestones != sorted(
-        cfg.schedule.milestones
-    ):
-        raise ConfigError(f"{source}: schedule.milestones must be increasing positive epochs, got {cfg.schedule.milestones!r}")
     if cfg.run.tensorboard:
         try:
             require_tensorboardx()

@@ -3,15 +3,16 @@
 The learning rate in the config is per 256 images; with ``scale_lr`` it is multiplied
 by global_batch / 256 (Goyal et al.'s linear scaling rule). Weight decay skips
 BatchNorm parameters and biases (every parameter with fewer than 2 dimensions) unless
-``decay_bn_and_bias``. The schedule advances once per optimizer step: linear warmup
-over ``warmup_epochs``, then cosine to ``min_lr``, multistep decay at epoch
-milestones, or a constant rate.
+``decay_bn_and_bias``. The optimizer and the schedule are registered by name
+(``lucid.optim.OPTIMIZERS``, ``lucid.train.schedules.SCHEDULES``) and get the config's
+``args``. The schedule advances once per optimizer step: linear warmup over
+``warmup_epochs``, then the named schedule (cosine, multistep, constant, ...).
 """
 from __future__ import annotations
 
-from lucid import optim
-from lucid.optim import lr_scheduler
+from lucid.optim import create_optimizer, lr_scheduler
 from lucid.train.config import OptimConfig, ScheduleConfig
+from lucid.train.schedules import SCHEDULES
 
 
 def param_groups(model, cfg: OptimConfig) -> list[dict]:
@@ -29,24 +30,16 @@ def scaled_lr(cfg: OptimConfig, global_batch: int) -> float:
 
 
 def build_optimizer(model, cfg: OptimConfig, global_batch: int):
+    """The registered optimizer ``cfg.name`` with ``cfg.args``; weight decay per parameter group."""
     groups = param_groups(model, cfg)
-    lr = scaled_lr(cfg, global_batch)
-    if cfg.name == "sgd":
-        return optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
-    return optim.AdamW(groups, lr=lr, betas=tuple(cfg.betas), eps=cfg.eps)
+    return create_optimizer(cfg.name, groups, lr=scaled_lr(cfg, global_batch), weight_decay=cfg.weight_decay, **cfg.args)
 
 
 def build_scheduler(optimizer, cfg: ScheduleConfig, steps_per_epoch: int, epochs: int):
-    """A per-step scheduler: [LinearLR warmup ->] cosine | multistep | constant."""
+    """A per-step scheduler: [LinearLR warmup ->] the registered schedule ``cfg.name``."""
     total = max(1, steps_per_epoch * epochs)
     warmup = min(total, round(cfg.warmup_epochs * steps_per_epoch))
-    if cfg.name == "cosine":
-        main = lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total - warmup), eta_min=cfg.min_lr)
-    elif cfg.name == "multistep":
-        milestones = [m * steps_per_epoch - warmup for m in cfg.milestones if m * steps_per_epoch > warmup]
-        main = lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=cfg.gamma)
-    else:
-        main = lr_scheduler.MultiStepLR(optimizer, milestones=[], gamma=1.0)
+    main = SCHEDULES.build(cfg.name, optimizer, steps_per_epoch, total, warmup, **cfg.args)
     if warmup == 0:
         return main
     ramp = lr_scheduler.LinearLR(optimizer, start_factor=cfg.warmup_start_factor, end_factor=1.0, total_iters=warmup)
