@@ -31,6 +31,7 @@ from lucid.distributed.comm import (
     rank,
     world_size,
 )
+from lucid.distributed.consistency import ReplicaCheck, ReplicasDiverged, SettingsMismatch, check_same_settings
 from lucid.distributed.ddp import DistributedDataParallel
 from lucid.distributed.failure import abort, abort_on_exit, nonfinite
 from lucid.distributed.group import ProcessGroup
@@ -45,7 +46,10 @@ __all__ = [
     "DistributedDataParallel",
     "ProcessGroup",
     "ReduceOp",
+    "ReplicaCheck",
+    "ReplicasDiverged",
     "Reducer",
+    "SettingsMismatch",
     "SyncBatchNorm",
     "abort",
     "abort_on_exit",
@@ -55,6 +59,7 @@ __all__ = [
     "barrier",
     "broadcast",
     "broadcast_object",
+    "check_same_settings",
     "device",
     "init",
     "is_initialized",

@@ -121,6 +121,7 @@ class RunConfig:
     keep_last: int = field(default=3, metadata=_positive())
     progress: bool = True
     log_samples: bool = False  # append each step's sample ids to samples-rank<r>.jsonl (debugging)
+    replica_check_interval: int = field(default=200, metadata=_non_negative())  # steps; 0 = off
     tensorboard: bool = False  # also write TensorBoard event files to <run_dir>/tensorboard (needs tensorboardX)
 
 

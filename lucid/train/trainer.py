@@ -18,6 +18,7 @@ import lucid
 import lucid.distributed as dist
 import lucid.nn.functional as F
 from lucid.distributed import checkpoint
+from lucid.distributed.consistency import ReplicaCheck, check_same_settings
 from lucid.models import create_model
 from lucid.train.config import TrainConfig
 from lucid.train.data_setup import build_data
@@ -37,6 +38,8 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, resume: str | None = None):
         self.cfg = cfg
         dist.init()
+        # same config and launch options on every rank, or the same error on every rank
+        check_same_settings({"config": cfg.to_dict(), "launch": {"resume": resume}}, what="configs")
         self.rank, self.world = dist.rank(), dist.world_size()
         self.main = self.rank == 0
         self.device = dist.device() if cfg.run.device != "cpu" else "cpu"
@@ -50,6 +53,7 @@ class Trainer:
         self.model = self._build_model()
         self.data = build_data(cfg.data, cfg.model.num_classes, self.rank, self.world, cfg.run.seed)
         self.ddp = dist.DistributedDataParallel(self.model, compression="fp16" if cfg.run.fp16_compression else None)
+        self.replica_check = ReplicaCheck(self.model, cfg.run.replica_check_interval)
         self.optimizer = build_optimizer(self.model, cfg.optim, self.global_batch)
         self.steps_per_epoch = len(self.data.train_loader) // cfg.run.grad_accum
         if self.steps_per_epoch < 1:
@@ -244,6 +248,7 @@ class Trainer:
         self.optimizer.zero_grad()
         self.scheduler.step()
         self.step += 1
+        self.replica_check.maybe_check(self.step)
         return total / accum
 
     def _log_window(self, window: dict) -> None:
