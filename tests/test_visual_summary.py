@@ -37,7 +37,7 @@ def test_cli_chart_and_summary(tmp_path, capsys):
     assert main(["chart", "resnet_18", "--input", "1,1,32,32", "-o", str(out), "--set", "in_channels=1",
                  "--set", "stem_type=cifar", "--set", "num_classes=10"]) == 0
     chart = parse_flowchart(out.read_text(encoding="utf-8"))
-    assert "Output<br/><span style='font-size:11px;color:#a67c00;font-weight:400'>(1,10)</span>" in chart.nodes.values()
+    assert "Output<br/><span style='font-size:11px;font-weight:400;color:rgb(166,124,0)'>(1,10)</span>" in chart.nodes.values()
     assert main(["summary", "resnet_18", "--input", "1,3,32,32", "--depth", "1"]) == 0
     assert "Total params: 11,689,512" in capsys.readouterr().out
     assert main(["chart", "resnet_18", "--input", "1,1,32,32"]) == 2  # 3-channel model, 1-channel input

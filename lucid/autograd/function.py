@@ -109,3 +109,11 @@ def _check_inputs(cls, tensors) -> None:
 def xp_of(*arrays):
     """The array module of the given arrays (numpy or cupy)."""
     return _backend.get_array_module(*arrays)
+
+
+def sequence_mark() -> int:
+    """A point in op-recording order: ops recorded after this call get a larger ``seq``.
+
+    Lets a tracer tell which module call an op was recorded in (lucid.visual's dataflow).
+    """
+    return next(_sequence)

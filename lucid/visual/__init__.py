@@ -9,9 +9,10 @@ and ``python -m lucid.visual summary resnet_50``.
 """
 from lucid.visual.grammar import Flowchart, parse_flowchart
 from lucid.visual.kinds import KIND_COLORS, layer_kind
-from lucid.visual.mermaid import ChartItem, build_mermaid_chart
+from lucid.visual.items import ChartItem
+from lucid.visual.mermaid import build_mermaid_chart
 from lucid.visual.summary import ModelSummary, summary
-from lucid.visual.trace import ModuleRecord, trace
+from lucid.visual.trace import ModuleRecord, Trace, trace, trace_graph
 
-__all__ = ["ChartItem", "Flowchart", "KIND_COLORS", "ModelSummary", "ModuleRecord", "build_mermaid_chart",
-           "layer_kind", "parse_flowchart", "summary", "trace"]
+__all__ = ["ChartItem", "Flowchart", "KIND_COLORS", "ModelSummary", "ModuleRecord", "Trace", "build_mermaid_chart",
+           "layer_kind", "parse_flowchart", "summary", "trace", "trace_graph"]

@@ -51,9 +51,10 @@ def parser() -> argparse.ArgumentParser:
                        help="model override, e.g. num_classes=10 or stem_type=cifar (repeatable)")
         if command == "chart":
             c.add_argument("-o", "--output", help="file to write (default: stdout)")
-            c.add_argument("--direction", choices=DIRECTIONS, default="LR")
+            c.add_argument("--direction", choices=DIRECTIONS, default="TB")
             c.add_argument("--no-collapse", action="store_true", help="draw every repeated block")
             c.add_argument("--no-shapes", action="store_true", help="omit the shape captions")
+            c.add_argument("--params", action="store_true", help="caption nodes and subgraphs with parameter counts")
     return p
 
 
@@ -79,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             summary(model, input_shape, depth=args.depth)
             return 0
         text = build_mermaid_chart(model, input_shape, depth=args.depth, collapse_repeats=not args.no_collapse,
-                                   show_shapes=not args.no_shapes, direction=args.direction, title=title)
+                                   show_shapes=not args.no_shapes, direction=args.direction, title=title,
+                                   show_params=args.params)
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -16,12 +16,13 @@ KIND_COLORS: dict[str, tuple[str, str]] = {
     "linear": ("#ebf8ff", "#2b6cb0"),
     "io": ("#fff3cd", "#a67c00"),
     "block": ("#e2e8f0", "#64748b"),
+    "merge": ("#fff5f7", "#b83280"),  # ops joining two or more inputs (add_relu), drawn as circles
     "other": ("#f7fafc", "#718096"),
 }
 
 
 def layer_kind(module) -> str:
-    """One of KIND_COLORS' keys (never "io", which marks the chart's input and output)."""
+    """One of KIND_COLORS' keys (never "io" or "merge", which mark the chart's ends and joining ops)."""
     name = type(module).__name__
     if "Conv" in name:
         return "conv"

@@ -1,161 +1,158 @@
-"""Mermaid flowcharts of a model: containers as subgraphs, repeats collapsed, shapes traced.
+"""Mermaid flowcharts of a model: containers as subgraphs, repeats collapsed, the dataflow drawn.
 
-``build_mermaid_chart(model, (1, 3, 224, 224))`` runs one traced forward (see
-``trace``), turns the module tree into ChartItems down to ``depth`` levels, merges
-runs of consecutive *identical* siblings (same class, structure, parameter shapes and
-input/output shapes) into one "Name x N" item, and renders Mermaid text. Siblings that
-differ in anything (the four ResNet stages, a stage's strided first block) stay apart.
+``build_mermaid_chart(model, (1, 3, 224, 224))`` runs one traced forward with the
+autograd graph recorded (``trace_graph``), turns the module tree into ChartItems down
+to ``depth`` levels (``items``), and draws the edges of the real dataflow
+(``dataflow``): each drawn call gets an edge from what produced its inputs, and
+residual joins appear as ``add_relu`` nodes with the skip connection going into them.
+A module called twice (a shared ReLU) is drawn once per call. Charts run top to bottom
+by default, so deep networks grow downwards instead of into a strip too wide to read.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from lucid.visual.kinds import KIND_COLORS, layer_kind
-from lucid.visual.trace import ModuleRecord, format_shape, trace
+from lucid.visual.dataflow import Dataflow, Drawn, dataflow
+from lucid.visual.items import ChartItem, chart_items, members_text
+from lucid.visual.kinds import KIND_COLORS
+from lucid.visual.labels import caption, count_text, params_of, settings
+from lucid.visual.trace import format_shape, shape_of, trace_graph
 
-DIRECTIONS = ("LR", "RL", "TB", "TD", "BT")
-_INIT = '%%{init: {"flowchart":{"curve":"monotoneX","nodeSpacing":50,"rankSpacing":50}} }%%'
-_SUBGRAPH_STYLE = "fill:#000000,fill-opacity:0.05,stroke:#000000,stroke-opacity:0.75,stroke-width:1px"
-
-
-@dataclass
-class ChartItem:
-    """One node (``children is None``) or subgraph of the chart, standing for 1+ identical modules."""
-
-    label: str
-    kind: str
-    records: list[ModuleRecord]
-    children: list["ChartItem"] | None = None
-
-    @property
-    def count(self) -> int:
-        return len(self.records)
-
-    @property
-    def title(self) -> str:
-        return self.label if self.count == 1 else f"{self.label} x {self.count}"
-
-    @property
-    def in_shape(self):
-        return self.records[0].in_shape
-
-    @property
-    def out_shape(self):
-        return self.records[-1].out_shape
+DIRECTIONS = ("TB", "TD", "BT", "LR", "RL")
+_MARK = "%%ops "
+_PLAIN_CONTAINERS = ("Sequential", "ModuleList", "ModuleDict")
+_SUBGRAPH_STYLE = "fill:#000000,fill-opacity:0.04,stroke:#000000,stroke-opacity:0.6,stroke-width:1px"
 
 
-def _signature(record: ModuleRecord) -> tuple:
-    """What must agree for two sibling modules to be drawn as one repeated item."""
-    m = record.module
-    structure = tuple((n, type(s).__name__) for n, s in m.named_modules())
-    params = tuple((n, tuple(p.shape)) for n, p in m.named_parameters())
-    return structure, params, record.in_shape, record.out_shape, record.calls > 0
-
-
-def _collapse(items: list[ChartItem]) -> list[ChartItem]:
-    merged: list[ChartItem] = []
-    for item in items:
-        last = merged[-1] if merged else None
-        if last is not None and _signature(last.records[0]) == _signature(item.records[0]):
-            last.records.append(item.records[0])
-        else:
-            merged.append(item)
-    return merged
-
-
-def chart_items(module, records: dict[int, ModuleRecord], depth: int, collapse: bool, level: int = 1) -> list[ChartItem]:
-    """ChartItems for the children of ``module`` (``records`` keyed by id(module))."""
-    items = []
-    for name, child in module.named_children():
-        record = records.get(id(child)) or ModuleRecord(name, child)
-        expandable = any(True for _ in child.children()) and level < depth
-        if expandable:
-            label = type(child).__name__ if name.isdigit() else name
-            children = chart_items(child, records, depth, collapse, level + 1)
-            items.append(ChartItem(label, "block", [record], children))
-        else:
-            items.append(ChartItem(type(child).__name__, layer_kind(child), [record]))
-    return _collapse(items) if collapse else items
-
-
-
-def _caption(text: str, color: str | None) -> str:
-    style = "font-size:11px;" + (f"color:{color};" if color else "") + "font-weight:400"
-    return f"<br/><span style='{style}'>{text}</span>"
+def _init(direction: str) -> str:
+    curve = "monotoneY" if direction in ("TB", "TD", "BT") else "monotoneX"
+    return ('%%{init: {"flowchart":{"curve":"' + curve + '","nodeSpacing":30,"rankSpacing":30,"wrappingWidth":400,'
+            '"subGraphTitleMargin":{"top":6,"bottom":14}}} }%%')
 
 
 @dataclass
 class _Renderer:
     show_shapes: bool
-    lines: list[str] = field(default_factory=list)
-    styles: list[str] = field(default_factory=list)
-    called: list[tuple[int, str]] = field(default_factory=list)  # (call order, node id)
+    show_params: bool
+    call_shapes: dict[tuple[int, int], tuple]  # (id(module), call) -> (input shape, output shape)
+    drawn: Drawn = field(default_factory=Drawn)
     next_id: int = 0
+    styles: list[str] = field(default_factory=list)
 
     def new_id(self) -> str:
         self.next_id += 1
         return f"m{self.next_id - 1}"
 
-    def node(self, item: ChartItem, indent: str) -> None:
-        node_id = self.new_id()
-        fill, stroke = KIND_COLORS[item.kind]
-        text = item.title.replace('"', "#quot;")
-        if self.show_shapes and item.in_shape and item.out_shape and item.in_shape != item.out_shape:
-            text += _caption(f"{format_shape(item.in_shape)} → {format_shape(item.out_shape)}",
-                             None if item.kind == "block" else stroke)
-        opening, closing = ('(["', '"])') if item.kind == "block" else ('["', '"]')
-        self.lines.append(f"{indent}{node_id}{opening}{text}{closing};")
-        self.styles.append(f"style {node_id} fill:{fill},stroke:{stroke},stroke-width:1px;")
-        if item.records[0].order is not None:
-            self.called.append((item.records[0].order, node_id))
+    def _shapes(self, item: ChartItem, call: int) -> tuple:
+        """(input shape, output shape) of the item's ``call``-th call (of its first and last module)."""
+        first = self.call_shapes.get((id(item.records[0].module), call), (item.in_shape, None))[0]
+        last = self.call_shapes.get((id(item.records[-1].module), call), (None, item.out_shape))[1]
+        return first, last
 
-    def subgraph(self, label: str, children: list[ChartItem], indent: str) -> None:
-        sg_id = "sg_" + self.new_id()
-        self.lines.append(f'{indent}subgraph {sg_id}["{label}"]')
-        self.lines.append(f"{indent}style {sg_id} {_SUBGRAPH_STYLE}")
-        for child in children:
-            if child.children is None:
-                self.node(child, indent + "    ")
+    def _text(self, item: ChartItem, suffix: str, call: int = 0) -> str:
+        detail = settings(item.records[0].module)
+        text = (item.title + suffix + (f" · {detail}" if detail else "")).replace('"', "#quot;")
+        stroke = None if item.kind == "block" else KIND_COLORS[item.kind][1]
+        in_shape, out_shape = self._shapes(item, call)
+        if self.show_shapes and in_shape and out_shape and in_shape != out_shape:
+            text += caption(f"{format_shape(in_shape)} → {format_shape(out_shape)}", stroke)
+        if self.show_params:
+            n = params_of(item.records[0].module)
+            text += caption(f"{count_text(n)} params" + (f" each, {count_text(n * item.count)} in all" if item.count > 1 else ""), None)
+        return text
+
+    def assign(self, items: list[ChartItem], out: list[str], indent: str, suffix: str = "") -> None:
+        """Give ids to ``items`` and write their declarations to ``out``.
+
+        A container whose first member is itself a subgraph is not boxed: Mermaid would
+        draw its title over the inner box's title. Its members are drawn in its place,
+        their titles saying how many members it has (``layer3[0]: Bottleneck (of 23)``).
+        """
+        for item in items:
+            rep = item.records[0].module
+            for copy in item.records[1:]:
+                self.drawn.aliases[id(copy.module)] = id(rep)
+                self.drawn.hidden.update(id(m) for m in copy.module.modules() if m is not copy.module)
+            if item.children is None:
+                fill, stroke = KIND_COLORS[item.kind]
+                opening, closing = ('(["', '"])') if item.kind == "block" else ('["', '"]')
+                for call in range(max(item.records[0].calls, 1)):
+                    node_id = self.new_id()
+                    self.drawn.leaves[(id(rep), call)] = node_id
+                    out.append(f"{indent}{node_id}{opening}{self._text(item, suffix, call)}{closing};")
+                    self.styles.append(f"style {node_id} fill:{fill},stroke:{stroke},stroke-width:1px;")
+            elif item.children and item.children[0].children is not None:
+                self.drawn.groups.add(id(rep))
+                n = len(list(rep.children()))
+                self.assign(item.children, out, indent, f" (of {n})" if members_text(rep) else "")
             else:
-                self.subgraph(child.title, child.children, indent + "    ")
-        self.lines.append(f"{indent}end")
+                sg_id = "sg_" + self.new_id()
+                self.drawn.containers[id(rep)] = sg_id
+                title = item.title if item.class_name not in _PLAIN_CONTAINERS else item.label
+                title += (f" × {item.count}" if item.count > 1 and item.class_name in _PLAIN_CONTAINERS else "")
+                title += suffix + members_text(rep)
+                if self.show_params:
+                    title += f" · {count_text(params_of(rep) * item.count)} params"
+                out.append(f'{indent}subgraph {sg_id}["{title}"]')
+                out.append(f"{indent}style {sg_id} {_SUBGRAPH_STYLE}")
+                self.assign(item.children, out, indent + "    ")
+                out.append(f"{indent}{_MARK}{sg_id}")  # where the merge-op nodes of this subgraph go
+                out.append(f"{indent}end")
 
-
-def render(title: str, items: list[ChartItem], input_shape, output_shape, direction: str, show_shapes: bool) -> str:
-    """Mermaid text: a subgraph for the model holding ``items``, input/output nodes, call-order edges."""
-    r = _Renderer(show_shapes)
-    r.subgraph(f"<span style='font-size:20px;font-weight:700'>{title}</span>", items, "")
-    fill, stroke = KIND_COLORS["io"]
-    ends, end_styles = [], []
-    for node_id, name, shape in (("input", "Input", input_shape), ("output", "Output", output_shape)):
-        caption = _caption(format_shape(shape), stroke) if show_shapes and shape else ""
-        ends.append(f'{node_id}["{name}{caption}"];')
-        end_styles.append(f"style {node_id} fill:{fill},stroke:{stroke},stroke-width:1px;")
-    chain = ["input"] + [node_id for _, node_id in sorted(r.called)] + ["output"]
-    edges = [f"{a} --> {b};" for a, b in zip(chain, chain[1:])]
-    head = [_INIT, f"flowchart {direction}", "linkStyle default stroke-width:2.0px"]
-    return "\n".join(head + r.lines + ends + end_styles + r.styles + edges) + "\n"
+    def place_ops(self, lines: list[str], flow: Dataflow) -> list[str]:
+        """``lines`` with each subgraph's marker replaced by its merge-op nodes; top-level ones last."""
+        fill, stroke = KIND_COLORS["merge"]
+        by_parent: dict[str | None, list[str]] = {}
+        for op in flow.ops:
+            by_parent.setdefault(op.parent, []).append(f'{op.node_id}(("{op.label}"));')
+            self.styles.append(f"style {op.node_id} fill:{fill},stroke:{stroke},stroke-width:1px;")
+        result = []
+        for line in lines:
+            stripped = line.strip()
+            if stripped.startswith(_MARK):
+                indent = line[: len(line) - len(stripped)] + "    "
+                result += [indent + op for op in by_parent.get(stripped[len(_MARK):], [])]
+            else:
+                result.append(line)
+        return result + by_parent.get(None, [])
 
 
 def build_mermaid_chart(model, input_shape: Sequence[int], depth: int = 2, collapse_repeats: bool = True,
-                        show_shapes: bool = True, direction: str = "LR", title: str | None = None) -> str:
+                        show_shapes: bool = True, direction: str = "TB", title: str | None = None,
+                        show_params: bool = False) -> str:
     """Mermaid flowchart text of ``model`` traced on an input of ``input_shape``.
 
     Args:
         depth: module levels below the model to open; containers at this level are
             drawn as single (rounded) nodes, shallower ones as subgraphs.
-        collapse_repeats: draw runs of identical consecutive siblings as "Name x N".
+        collapse_repeats: draw runs of identical consecutive siblings once, as "name × N".
         show_shapes: caption nodes whose shape changes with "(in) → (out)".
-        direction: "LR", "RL", "TB", "TD" or "BT".
-        title: caption of the outer subgraph (default: the model's class name).
+        direction: "TB" (default), "TD", "BT", "LR" or "RL".
+        title: the chart's title (default: the model's class name).
+        show_params: caption nodes and subgraphs with their parameter counts.
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"build_mermaid_chart: unknown direction {direction!r}; valid: {', '.join(DIRECTIONS)}")
     if not isinstance(depth, int) or depth < 1:
         raise ValueError(f"build_mermaid_chart: depth must be an integer >= 1, got {depth!r}")
-    records = trace(model, input_shape)
-    by_module = {id(r.module): r for r in records.values()}
+    tr = trace_graph(model, input_shape)
+    by_module = {id(r.module): r for r in tr.records.values()}
     items = chart_items(model, by_module, depth, collapse_repeats)
-    return render(title or type(model).__name__, items, records[""].in_shape, records[""].out_shape,
-                  direction, show_shapes)
+    call_shapes = {(id(c.module), c.index): (shape_of(c.inputs[0]) if c.inputs else None, shape_of(c.output))
+                   for kind, c in tr.events if kind == "post"}
+    r = _Renderer(show_shapes, show_params, call_shapes)
+    top: list[str] = []
+    r.assign(items, top, "")
+    flow = dataflow(tr, r.drawn, r.new_id)
+    body = r.place_ops(top, flow)
+    fill, stroke = KIND_COLORS["io"]
+    ends = []
+    for node_id, name, shape in (("input", "Input", tr.records[""].in_shape), ("output", "Output", tr.records[""].out_shape)):
+        ends.append(f'{node_id}["{name}{caption(format_shape(shape), stroke) if show_shapes and shape else ""}"];')
+        r.styles.append(f"style {node_id} fill:{fill},stroke:{stroke},stroke-width:1px;")
+    head = ["---", f"title: {json.dumps(title or type(model).__name__)}", "---", _init(direction),
+            f"flowchart {direction}", "linkStyle default stroke-width:1.5px"]
+    edges = [f"{a} --> {b};" for a, b in flow.edges]
+    return "\n".join(head + ends[:1] + body + ends[1:] + r.styles + edges) + "\n"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import IO, Sequence
 
 from lucid.visual.kinds import layer_kind
+from lucid.visual.labels import count_text
 from lucid.visual.trace import ModuleRecord, format_shape, trace
 
 
@@ -25,14 +26,6 @@ def module_macs(record: ModuleRecord) -> int:
     for s in weight.shape[1:]:
         per_output *= int(s)
     return record.out_elements * per_output
-
-
-def _count(n: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.2f}{unit}"
-    return str(int(n))
-
 
 
 @dataclass
@@ -61,11 +54,11 @@ class ModelSummary:
         lines = [header, "-" * len(header)]
         for r in self.rows:
             label = "  " * (r.level - 1) + f"{r.name.rsplit('.', 1)[-1]} ({r.type_name})"
-            lines.append(f"{label:<48}{format_shape(r.out_shape):>22}{r.params:>14,}{_count(r.macs):>12}")
+            lines.append(f"{label:<48}{format_shape(r.out_shape):>22}{r.params:>14,}{count_text(r.macs):>12}")
         lines += ["-" * len(header),
                   f"Input {format_shape(self.input_shape)} -> output {format_shape(self.output_shape)}",
                   f"Total params: {self.total_params:,} (trainable: {self.trainable_params:,})",
-                  f"Total MACs: {_count(self.total_macs)} ({self.total_macs:,}; conv and linear layers)"]
+                  f"Total MACs: {count_text(self.total_macs)} ({self.total_macs:,}; conv and linear layers)"]
         return "\n".join(lines)
 
 
