@@ -23,12 +23,7 @@ def consolidate(path: str) -> tuple[dict[str, np.ndarray], dict]:
     from lucid import _backend  # noqa: PLC0415
     from lucid.distributed import checkpoint  # noqa: PLC0415
 
-    if not os.path.isfile(os.path.join(path, checkpoint.MANIFEST)):
-        newest = checkpoint.committed(path)
-        if not newest:
-            raise checkpoint.CheckpointError(f"{path} is neither a checkpoint nor a directory of checkpoints")
-        path = newest[-1]
-    state, _, _ = checkpoint.load(path, map_location="cpu")
+    _, (state, _, _) = checkpoint.load_path(path, map_location="cpu")
     weights = {k: _backend.asnumpy(v.data).copy(order="C") for k, v in state["model"].items()}  # keeps 0-d arrays 0-d
     return weights, state["config"]
 

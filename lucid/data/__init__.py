@@ -14,12 +14,13 @@ from lucid.data.image_folder import ImageFolder
 from lucid.data.loader import DataLoader
 from lucid.data.presets import IMAGENET_MEAN, IMAGENET_STD, PRESETS, imagenet_eval, imagenet_train, preset, register_preset
 from lucid.data.sampler import DistributedSampler
+from lucid.data.unreadable import IGNORE_INDEX, LeaveOutUnreadable
 from lucid.data.seeding import sample_generator
 from lucid.data.workers import WorkerError
 
 __all__ = [
-    "ArrayDataset", "BadImageWarning", "DataLoader", "Dataset", "DistributedSampler", "IMAGENET_MEAN",
-    "IMAGENET_STD", "IMG_EXTENSIONS", "ImageFolder", "ImageLoadError", "PRESETS", "WorkerError", "default_collate",
+    "ArrayDataset", "BadImageWarning", "DataLoader", "Dataset", "DistributedSampler", "IGNORE_INDEX", "IMAGENET_MEAN",
+    "IMAGENET_STD", "IMG_EXTENSIONS", "ImageFolder", "ImageLoadError", "LeaveOutUnreadable", "PRESETS", "WorkerError", "default_collate",
     "imagenet_eval", "imagenet_train", "make_fake_image_folder", "natural_image", "preset", "register_preset",
     "sample_generator", "transforms",
 ]

@@ -20,8 +20,10 @@ class BadImageWarning(UserWarning):
 class SkipLog:
     """Files that were skipped (path -> reason) and the number of replacements."""
 
-    def __init__(self):
+    def __init__(self, action: str = "a deterministic replacement is used"):
+        self.action = action  # what happens to a skipped sample (in the warning)
         self.files: dict[str, str] = {}
+        self.paths: list[str] = []  # every record, in order (per-epoch accounting)
         self.count = 0
         self.collect = False  # True in worker processes: keep records for the main process
         self._records: list[tuple[str, str]] = []
@@ -30,12 +32,13 @@ class SkipLog:
     def record(self, path: str, reason: str) -> None:
         with self._lock:
             self.count += 1
+            self.paths.append(path)
             first = path not in self.files
             self.files[path] = reason
             if self.collect:
                 self._records.append((path, reason))
         if first and not self.collect:
-            warnings.warn(f"skipping unreadable image {path!r} ({reason}); a deterministic replacement is used", BadImageWarning, stacklevel=3)
+            warnings.warn(f"skipping unreadable image {path!r} ({reason}); {self.action}", BadImageWarning, stacklevel=3)
 
     def drain(self) -> list[tuple[str, str]]:
         """Records collected since the last drain (worker side)."""

@@ -22,7 +22,7 @@ stepped without asking ``finish()`` leaves the parameters unchanged.
 
 Each bucket buffer ends with bookkeeping slots that ride in the same all-reduce:
 
-    [ gradients (numel) | used flag per parameter | non-finite flag ]
+    [ gradients (numel) | used flag per parameter | votes (last bucket) | non-finite flag ]
 
 - used: 1 when the parameter got a gradient on this rank since the last finish (or
   already had one). A parameter no rank used ends with ``.grad = None``, exactly as
@@ -30,6 +30,9 @@ Each bucket buffer ends with bookkeeping slots that ride in the same all-reduce:
   the ranks that did not use it.
 - non-finite: 1 when this rank saw a NaN/Inf in the bucket (or a non-finite loss was
   reported); the sum is > 0 on every rank alike, so every rank skips the step.
+- votes: ``votes`` numbers the caller sets (``Reducer.votes``) before backward, summed
+  over ranks into ``vote_totals``: a per-step agreement (e.g. "stop now") at no extra
+  collective. Small integers stay exact also on an fp16 wire.
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+import numpy as np
 
 from lucid.autograd.engine import queue_callback
 from lucid.distributed.compression import Compression, get_compression
@@ -87,21 +91,22 @@ class Bucket:
     ready: list[bool] = field(default_factory=list)  # gradient final in this pass
     used: list[bool] = field(default_factory=list)  # got (or had) a gradient since last finish
     pending: int = 0
+    votes: int = 0  # vote slots before the non-finite flag (the last bucket only)
     prepared: bool = False  # scaled, checked and flagged: ready to go on the wire
     handle: Any = None
 
     @property
     def flag_slot(self) -> int:
-        return self.numel + len(self.params)
+        return self.numel + len(self.params) + self.votes
 
 
-def _make_bucket(index: int, params: list, names: list[str]) -> Bucket:
+def _make_bucket(index: int, params: list, names: list[str], votes: int = 0) -> Bucket:
     from lucid.autograd.function import xp_of  # noqa: PLC0415
     from lucid.tensor import Tensor  # noqa: PLC0415
 
     xp = xp_of(params[0].data)
     numel = sum(int(p.data.size) for p in params)
-    buffer = xp.zeros(numel + len(params) + 1, dtype=params[0].dtype)
+    buffer = xp.zeros(numel + len(params) + votes + 1, dtype=params[0].dtype)
     views, grads, offset = [], [], 0
     for p in params:
         view = buffer[offset : offset + p.data.size].reshape(p.shape)
@@ -109,7 +114,7 @@ def _make_bucket(index: int, params: list, names: list[str]) -> Bucket:
         grads.append(Tensor._wrap(view, p.device))
         offset += p.data.size
     k = len(params)
-    return Bucket(index, params, names, buffer, views, grads, numel, ready=[False] * k, used=[False] * k, pending=k)
+    return Bucket(index, params, names, buffer, views, grads, numel, ready=[False] * k, used=[False] * k, pending=k, votes=votes)
 
 
 class Reducer:
@@ -127,6 +132,7 @@ class Reducer:
             than after.
         max_in_flight: requests allowed in flight at once (more than one makes them
             compete for the same cores and memory bandwidth).
+        votes: number of per-step vote slots (see the module docstring).
     """
 
     def __init__(
@@ -140,6 +146,7 @@ class Reducer:
         compression: str | Compression | None = None,
         predivide: bool = True,
         max_in_flight: int = 1,
+        votes: int = 0,
     ):
         compression = get_compression(compression)
         if bucket_cap_mb <= 0 or first_bucket_mb <= 0:
@@ -152,8 +159,11 @@ class Reducer:
         self.compression, self.predivide, self.max_in_flight = compression, predivide, max_in_flight
         plan = plan_buckets([p for p, _ in chosen], int(bucket_cap_mb * MB), int(first_bucket_mb * MB))
         self.buckets = [
-            _make_bucket(i, [chosen[j][0] for j in idx], [chosen[j][1] for j in idx]) for i, idx in enumerate(plan)
+            _make_bucket(i, [chosen[j][0] for j in idx], [chosen[j][1] for j in idx], votes if i == len(plan) - 1 else 0)
+            for i, idx in enumerate(plan)
         ]
+        self.votes = np.zeros(votes)  # this rank's votes for the next synchronised backward
+        self.vote_totals = np.zeros(votes)  # their sums over all ranks, after finish()
         self._where: dict[int, tuple[Bucket, int]] = {}
         self._hooks = []
         for b in self.buckets:
@@ -241,7 +251,9 @@ class Reducer:
         scale = 1.0 / self.world if self.predivide else 1.0
         bad = self.compression.compress(b.buffer[:n], scale, out=None if b.wire is None else b.wire[:n])
         target[n : n + k] = xp.asarray(b.used, dtype=target.dtype)
-        target[n + k] = bad | self.loss_nonfinite
+        if b.votes:
+            target[n + k : n + k + b.votes] = xp.asarray(self.votes, dtype=target.dtype)
+        target[b.flag_slot] = bad | self.loss_nonfinite
         b.prepared = True
 
     def _progress(self) -> None:
@@ -321,6 +333,9 @@ class Reducer:
             for i, p in enumerate(b.params):
                 if tail[i] == 0:  # no rank gave it a gradient: as in one process, none
                     p.grad = None
+            if b.votes:
+                k = len(b.params)
+                self.vote_totals = np.array(tail[k : k + b.votes], dtype=np.float64)
             ok = ok and tail[-1] == 0
         return bool(ok)
 

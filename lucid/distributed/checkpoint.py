@@ -40,6 +40,7 @@ VERSION = 1
 MANIFEST = "manifest.json"
 STATE = "state.json"
 _STEP_DIR = re.compile(r"^step_(\d{8,})$")
+_OLD_DIR = re.compile(r"^\.old-step_(\d{8,})-[0-9a-f]+$")  # an older copy being replaced (see _commit)
 
 
 class CheckpointError(RuntimeError):
@@ -99,15 +100,32 @@ def _fsync_dir(path: str) -> None:
 
 # -- finding checkpoints -----------------------------------------------------------
 def committed(directory: str) -> list[str]:
-    """Committed checkpoints under ``directory`` (those with a manifest), oldest first."""
+    """Committed checkpoints under ``directory`` (those with a manifest), oldest first.
+
+    A step whose ``step_*`` directory is missing but whose ``.old-step_*`` copy exists (a
+    process died between the two renames of a re-commit) is listed by that copy.
+    """
     if not os.path.isdir(directory):
         return []
-    found = []
-    for name in os.listdir(directory):
-        m = _STEP_DIR.match(name)
-        if m and os.path.isfile(os.path.join(directory, name, MANIFEST)):
-            found.append((int(m.group(1)), os.path.join(directory, name)))
-    return [p for _, p in sorted(found)]
+    found: dict[int, str] = {}
+    names = os.listdir(directory)
+    for pattern in (_OLD_DIR, _STEP_DIR):  # a step_* directory wins over an .old-* copy
+        for name in names:
+            m = pattern.match(name)
+            if m and os.path.isfile(os.path.join(directory, name, MANIFEST)):
+                found[int(m.group(1))] = os.path.join(directory, name)
+    return [found[s] for s in sorted(found)]
+
+
+def uncommitted(directory: str) -> list[str]:
+    """``step_*`` directories without a manifest (not written by ``save``: never loadable)."""
+    if not os.path.isdir(directory):
+        return []
+    return sorted(
+        os.path.join(directory, n)
+        for n in os.listdir(directory)
+        if _STEP_DIR.match(n) and not os.path.isfile(os.path.join(directory, n, MANIFEST))
+    )
 
 
 # -- saving ------------------------------------------------------------------------
@@ -159,11 +177,12 @@ def save(
     if rank == 0:
         try:
             _commit(tmp, final, step, world, enc.arrays, owner, reports)
-            if keep_last:
-                for old in committed(directory)[:-keep_last]:
-                    shutil.rmtree(old, ignore_errors=True)
-        except Exception as exc:
+        except Exception as exc:  # e.g. ENOSPC writing the manifest: free the disk again
+            shutil.rmtree(tmp, ignore_errors=True)
             error = f"{type(exc).__name__}: {exc}"
+        if error is None and keep_last:
+            for old in committed(directory)[:-keep_last]:
+                shutil.rmtree(old, ignore_errors=True)
     error = collectives.broadcast_object(error, 0, group)
     if error:
         raise CheckpointError(f"checkpoint {final} was not committed: {error}")
@@ -205,16 +224,23 @@ def _commit(tmp: str, final: str, step: int, world: int, arrays: dict, owner: di
     }
     _write_durable(os.path.join(tmp, MANIFEST), json.dumps(manifest, indent=1).encode())
     _fsync_dir(tmp)
-    if os.path.exists(final):  # an older checkpoint of the same step (e.g. a re-run)
-        shutil.rmtree(final)
+    parent = os.path.dirname(final) or "."
+    old = None
+    if os.path.exists(final):  # an older checkpoint of the same step: moved aside, deleted last
+        old = os.path.join(parent, f".old-{os.path.basename(final)}-{uuid.uuid4().hex[:8]}")
+        os.rename(final, old)
     os.rename(tmp, final)
-    _fsync_dir(os.path.dirname(final) or ".")
+    _fsync_dir(parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _remove_stale_tmp(directory: str) -> None:
-    """Leftovers of writes that died before their commit (never loadable)."""
+    """Leftovers of writes that died before their commit (never loadable), and ``.old-*``
+    copies whose step directory is back in place."""
     for name in os.listdir(directory):
-        if name.startswith(".tmp-step_"):
+        m = _OLD_DIR.match(name)
+        if name.startswith(".tmp-step_") or (m and os.path.isdir(os.path.join(directory, step_dir_name(int(m.group(1)))))):
             shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
 
 
@@ -284,17 +310,43 @@ def load(path: str, map_location: Any = None, group: ProcessGroup | None = None)
     return state, rank_state, manifest
 
 
-def load_latest(
+def load_newest(
     directory: str, map_location: Any = None, group: ProcessGroup | None = None
 ) -> tuple[str, tuple[dict, dict, dict]] | None:
-    """The newest committed checkpoint that verifies; corrupted ones are skipped with a warning.
+    """The newest committed checkpoint under ``directory`` that verifies; collective over ``group``.
 
-    Returns (path, load(path)) or None when there is no usable checkpoint.
+    A corrupted one is skipped with a warning naming the problem. Returns (path,
+    load(path)), or None when the directory holds no checkpoint at all; raises a
+    CheckpointError listing every checkpoint and why it failed when some exist but
+    none is usable (a run must never restart from scratch over them).
     """
+    problems = [f"{p}: not committed (no {MANIFEST})" for p in uncommitted(directory)]
     for path in reversed(committed(directory)):
         try:
             return path, load(path, map_location, group)
         except CheckpointError as exc:
+            problems.append(f"{path}: {exc}")
             if comm.rank(group) == 0:
                 warnings.warn(f"skipping checkpoint {path}: {exc}; trying the previous one", stacklevel=2)
+    if problems:
+        raise CheckpointError(f"no usable checkpoint under {directory}:\n  " + "\n  ".join(problems))
     return None
+
+
+def load_path(
+    path: str, map_location: Any = None, group: ProcessGroup | None = None
+) -> tuple[str, tuple[dict, dict, dict]]:
+    """A checkpoint directory, or the newest usable one of a directory of checkpoints
+    (a run's ``checkpoints/``); collective over ``group``. Returns (the checkpoint's path, load(path))."""
+    if os.path.isfile(os.path.join(path, MANIFEST)):
+        return path, load(path, map_location, group)
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path} does not exist")
+    if not os.path.isdir(path):
+        raise CheckpointError(f"{path} is not a checkpoint directory")
+    found = load_newest(path, map_location, group)
+    if found is None:
+        if _STEP_DIR.match(os.path.basename(os.path.normpath(path))):
+            raise CheckpointError(f"{path} is not a committed checkpoint (no {MANIFEST})")
+        raise CheckpointError(f"{path} is neither a checkpoint nor a directory of checkpoints")
+    return found

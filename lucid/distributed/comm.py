@@ -71,6 +71,9 @@ def init(
     from mpi4py import MPI  # noqa: PLC0415 - start MPI only when asked
 
     comm = MPI.COMM_WORLD
+    from lucid.distributed.launcher import check_world  # noqa: PLC0415
+
+    check_world(comm.Get_size())
     local = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
     world = World(comm, local, comm.Get_rank(), comm.Get_size(), local.Get_rank(), local.Get_size(), None)
     if limit_threads:

@@ -106,6 +106,9 @@ class DistributedDataParallel(Module):
         broadcast_buffers: before each training forward, copy rank 0's buffers (BN
             running statistics of non-synchronised BatchNorm) to every rank.
         process_group: the ranks that hold replicas of this model (None: the world).
+        votes: number of per-step vote slots summed over ranks in the gradient
+            all-reduce: set ``ddp.reducer.votes`` before a synchronised backward, read
+            ``ddp.reducer.vote_totals`` after ``finish()`` (how the Trainer agrees to stop).
 
     Attributes:
         module: the wrapped model (as in PyTorch, the wrapper's own ``state_dict``
@@ -124,6 +127,7 @@ class DistributedDataParallel(Module):
         backend: str = "auto",
         broadcast_buffers: bool = True,
         process_group: ProcessGroup | None = None,
+        votes: int = 0,
     ):
         super().__init__()
         self.module = module
@@ -157,6 +161,7 @@ class DistributedDataParallel(Module):
             first_bucket_mb=first_bucket_mb,
             compression=compression,
             predivide=gradient_predivide,
+            votes=votes,
         )
         self.broadcast_buffers = broadcast_buffers
         self._require_sync = True

@@ -32,6 +32,8 @@ class ClassificationMeter:
 
     Args:
         topk: the k's to count (top-1 and top-5 by default).
+        ignore_index: rows with this target are left out (PyTorch's ``ignore_index``;
+            e.g. images that could not be read, see ``lucid.data.LeaveOutUnreadable``).
         group: the ranks ``compute()`` sums over (None: the world).
 
     Example::
@@ -43,8 +45,9 @@ class ClassificationMeter:
         stats = meter.compute()   # {"top1": 76.1, "top5": 92.9, "loss": 0.97, "count": 50000}
     """
 
-    def __init__(self, topk: Sequence[int] = (1, 5), group: ProcessGroup | None = None):
+    def __init__(self, topk: Sequence[int] = (1, 5), ignore_index: int = -100, group: ProcessGroup | None = None):
         self.topk = tuple(int(k) for k in topk)
+        self.ignore_index = ignore_index
         self.group = group
         self.reset()
 
@@ -60,6 +63,9 @@ class ClassificationMeter:
         target = target.data if isinstance(target, Tensor) else target
         if len(logits) != len(target):
             raise ValueError(f"ClassificationMeter.update: {len(logits)} rows of logits but {len(target)} targets")
+        keep = target != self.ignore_index
+        if not bool(keep.all()):
+            logits, target = logits[keep], target[keep]
         if len(target):
             ks = [min(k, logits.shape[1]) for k in self.topk]
             for k, c in zip(self.topk, topk_correct(logits, target, ks)):

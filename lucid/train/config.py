@@ -119,6 +119,8 @@ class RunConfig:
     eval_interval: int = field(default=1, metadata=_non_negative())  # epochs; 0 = only at the end
     ckpt_interval: int = field(default=0, metadata=_non_negative())  # steps; 0 = at each epoch end
     keep_last: int = field(default=3, metadata=_positive())
+    ckpt_minutes: float = field(default=0.0, metadata=_non_negative())  # time-based checkpoints; 0 = off
+    preempt_grace_s: float = field(default=60.0, metadata=_positive())  # from a stop signal to giving up
     progress: bool = True
     log_samples: bool = False  # append each step's sample ids to samples-rank<r>.jsonl (debugging)
     replica_check_interval: int = field(default=200, metadata=_non_negative())  # steps; 0 = off

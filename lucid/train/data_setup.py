@@ -31,6 +31,8 @@ def _dataset(cfg: DataConfig, split: str, num_classes: int, seed: int):
 def build_val_loader(cfg: DataConfig, num_classes: int, rank: int, world: int, seed: int) -> data.DataLoader:
     """This rank's share of the validation split, every image exactly once over all ranks."""
     val_set = _dataset(cfg, "val", num_classes, seed)
+    if getattr(val_set, "on_error", None) == "skip":  # count exactly the readable images, never a duplicate
+        val_set = data.LeaveOutUnreadable(val_set)
     val_sampler = data.DistributedSampler(len(val_set), world, rank, shuffle=False, eval_mode=True)
     return data.DataLoader(
         val_set, cfg.eval_batch_size or cfg.batch_size, sampler=val_sampler, num_workers=cfg.workers, seed=seed

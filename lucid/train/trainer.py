@@ -9,6 +9,7 @@ also at another world size, where the global batch is kept and split anew.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from contextlib import nullcontext
 
@@ -20,10 +21,13 @@ import lucid.nn.functional as F
 from lucid.distributed import checkpoint
 from lucid.distributed.consistency import ReplicaCheck, check_same_settings
 from lucid.models import create_model
+from lucid.train import run_dir
 from lucid.train.config import TrainConfig
 from lucid.train.data_setup import build_data
 from lucid.train.logging import MetricsLog, Progress
-from lucid.train.optim_setup import build_optimizer, build_scheduler
+from lucid.train.optim_setup import build_optimizer, build_scheduler, scaled_lr
+from lucid.train.preemption import Preempted, StepVotes, StopSignals
+from lucid.train.skipped_images import SkippedImages
 
 
 class Trainer:
@@ -33,9 +37,22 @@ class Trainer:
         cfg: the validated run config.
         resume: None (fresh start), "auto" (newest usable checkpoint of this run, if any)
             or the path of a checkpoint directory.
+        stop: the process's active ``StopSignals``: on a stop signal every rank commits a
+            checkpoint at the next step and ``fit`` raises ``Preempted``.
+        overwrite: let a fresh ``fit`` move aside a previous run found in the run directory
+            (otherwise it refuses, see ``lucid.train.run_dir``).
+        command: the command line, recorded in the run directory's ``command.txt``.
     """
 
-    def __init__(self, cfg: TrainConfig, resume: str | None = None):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        resume: str | None = None,
+        stop: StopSignals | None = None,
+        overwrite: bool = False,
+        command: list[str] | None = None,
+    ):
+        self.resume, self.overwrite, self.command = resume, overwrite, command
         self.cfg = cfg
         dist.init()
         # same config and launch options on every rank, or the same error on every rank
@@ -48,12 +65,17 @@ class Trainer:
         self.log = MetricsLog(self.run_dir, self.main, tensorboard=cfg.run.tensorboard)
         self.progress = Progress(self.main, cfg.run.progress)
         loaded = self._find_checkpoint(resume)
+        self.resumed_from = loaded[0] if loaded is not None else None
         self._settle_batch(loaded)
         lucid.manual_seed(cfg.run.seed)
         self.model = self._build_model()
         self.data = build_data(cfg.data, cfg.model.num_classes, self.rank, self.world, cfg.run.seed)
-        self.ddp = dist.DistributedDataParallel(self.model, compression="fp16" if cfg.run.fp16_compression else None)
+        self.ddp = dist.DistributedDataParallel(self.model, compression="fp16" if cfg.run.fp16_compression else None, votes=2)
         self.replica_check = ReplicaCheck(self.model, cfg.run.replica_check_interval)
+        self.votes = StepVotes(stop, cfg.run.ckpt_minutes)
+        datasets = {"train": self.data.train_loader.dataset, "val": self.data.val_loader.dataset}
+        self.skipped_images = SkippedImages(self.run_dir, self.main, datasets)
+        self.stop = stop
         self.optimizer = build_optimizer(self.model, cfg.optim, self.global_batch)
         self.steps_per_epoch = len(self.data.train_loader) // cfg.run.grad_accum
         if self.steps_per_epoch < 1:
@@ -62,6 +84,8 @@ class Trainer:
             )
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule, self.steps_per_epoch, cfg.run.epochs)
         self.step = self.epoch = self.skipped = 0
+        self.saved_step: int | None = None  # step of the last checkpoint this Trainer committed
+        self.saved_path: str | None = None
         self.last_eval: dict | None = None
         if loaded is not None:
             self._restore(*loaded)
@@ -76,18 +100,21 @@ class Trainer:
         return model
 
     def _find_checkpoint(self, resume: str | None):
-        """(path, state, rank_state) of the checkpoint to resume from, or None."""
+        """(path, state, rank_state) of the checkpoint to resume from, or None.
+
+        "auto" starts fresh only when the run holds no checkpoint at all; a PATH may be a
+        checkpoint or a folder of them (its newest usable one).
+        """
         if resume is None:
             return None
         if resume == "auto":
-            found = checkpoint.load_latest(self.ckpt_dir, map_location=self.device)
+            found = checkpoint.load_newest(self.ckpt_dir, map_location=self.device)
             if found is None:
                 self.progress.write(f"no checkpoint under {self.ckpt_dir}: starting fresh")
                 return None
-            path, (state, rank_state, _) = found
         else:
-            path = resume
-            state, rank_state, _ = checkpoint.load(path, map_location=self.device)
+            found = checkpoint.load_path(resume, map_location=self.device)
+        path, (state, rank_state, _) = found
         return path, state, rank_state
 
     def _settle_batch(self, loaded) -> None:
@@ -133,8 +160,16 @@ class Trainer:
             rank_state={"rng": lucid.random.get_rng_state()},
             keep_last=self.cfg.run.keep_last,
         )
+        self.saved_step, self.saved_path = self.step, path
+        self.votes.checkpointed()
         self.log.write("checkpoint", step=self.step, epoch=self.epoch, path=path)
         return path
+
+    def _save_once(self) -> str:
+        """``save()`` unless this step is already committed (the final checkpoint is written once)."""
+        if self.saved_step != self.step:
+            self.save()
+        return self.saved_path
 
     def _restore(self, path: str, state: dict, rank_state: dict) -> None:
         try:
@@ -149,6 +184,8 @@ class Trainer:
             self.epoch += 1
         if "rng" in rank_state:
             lucid.random.set_rng_state(rank_state["rng"])
+        if os.path.dirname(os.path.abspath(path)) == os.path.abspath(self.ckpt_dir):
+            self.saved_step, self.saved_path = self.step, path  # already committed in this run
         self.progress.write(f"resumed from {path} at step {self.step} (epoch {self.epoch + 1})")
 
     def _epoch_step(self) -> int:
@@ -162,19 +199,21 @@ class Trainer:
     def fit(self) -> dict:
         """Train to ``run.epochs`` (or ``run.max_steps``), evaluating and checkpointing on the way."""
         run = self.cfg.run
+        self._start_run()
         start = time.perf_counter()
         first_step = self.step
         while self.epoch < run.epochs and not self._done():
             self.train_epoch()
+            bad = self.skipped_images.collect("train")
+            self.log.write("epoch", epoch=self.epoch, step=self.step, skipped_images=bad)
             if run.ckpt_interval == 0 and not self._done():
-                self.save()
+                self._save_once()
             if run.eval_interval and (self.epoch + 1) % run.eval_interval == 0:
                 self.evaluate()
             self.epoch += 1
         if self.last_eval is None or self.last_eval["step"] != self.step:
             self.evaluate()
-        if run.ckpt_interval == 0 or self.step % run.ckpt_interval:
-            self.save()
+        self._save_once()
         elapsed = time.perf_counter() - start
         ev = self.last_eval
         summary = {
@@ -186,14 +225,41 @@ class Trainer:
             "val_loss": ev["loss"],
             "seconds": round(elapsed, 1),
             "img_per_s": round((self.step - first_step) * self.global_batch / max(elapsed, 1e-9), 1),
+            "skipped_images": self.skipped_images.total("train"),
+            "unreadable_val_images": self.skipped_images.total("val"),
         }
         self.log.write("summary", **summary)
+        bad = summary["skipped_images"] + summary["unreadable_val_images"]
         self.progress.write(
             f"done: {self.step} steps, val top-1 {ev['top1']:.2f}%  top-5 {ev['top5']:.2f}%  "
             f"loss {ev['loss']:.4f}  ({summary['seconds']} s, {summary['img_per_s']} img/s, "
-            f"{self.skipped} skipped steps)"
+            f"{self.skipped} skipped steps"
+            + (f", {summary['skipped_images']} unreadable training images skipped, {summary['unreadable_val_images']} "
+               f"validation images left out: see {self.skipped_images.path})" if bad else ")")
         )
         return summary
+
+    def _start_run(self) -> None:
+        """Claim the run directory, record config and command, log ``run_start`` and the banner."""
+        moved = run_dir.claim(self.run_dir, self.ckpt_dir, self.resume is None, self.overwrite, self.main)
+        if moved:
+            self.progress.write(f"--overwrite: the previous run in {self.run_dir} was moved to {moved}")
+        if self.main:
+            run_dir.record_start(self.run_dir, self.cfg.to_toml(), self.command)
+        cfg = self.cfg
+        lr = scaled_lr(cfg.optim, self.global_batch)
+        resume_step = self.step if self.resumed_from is not None else None
+        self.log.write(
+            "run_start", world_size=self.world, device=self.device, global_batch=self.global_batch,
+            batch_per_rank=cfg.data.batch_size, grad_accum=cfg.run.grad_accum, lr=lr,
+            resume_from=self.resumed_from, resume_step=resume_step, epoch=self.epoch, lucid_version=lucid.__version__,
+        )
+        start = f"resuming {self.resumed_from} at step {self.step}" if self.resumed_from else "fresh start"
+        self.progress.write(
+            f"run {cfg.run.name!r} in {self.run_dir}: {cfg.model.name} on {self.world} rank(s) x {self.device}, "
+            f"global batch {self.global_batch} ({cfg.data.batch_size} per rank x {self.world} x grad_accum "
+            f"{cfg.run.grad_accum}), lr {lr:.4g}, {start}"
+        )
 
     def _done(self) -> bool:
         return bool(self.cfg.run.max_steps) and self.step >= self.cfg.run.max_steps
@@ -202,6 +268,7 @@ class Trainer:
         run = self.cfg.run
         loader = self.data.train_loader
         loader.set_epoch(self.epoch)
+        self.skipped_images.begin("train")
         self.model.train()
         done = self._epoch_step()
         self.progress.start(self.epoch, run.epochs, self.steps_per_epoch, done)
@@ -223,7 +290,8 @@ class Trainer:
             if self.step % run.log_interval == 0 or step_in_epoch == self.steps_per_epoch - 1:
                 self._log_window(window)
             if run.ckpt_interval and self.step % run.ckpt_interval == 0:
-                self.save()
+                self._save_once()
+            self._step_boundary()
         self.progress.close()
 
     def _train_step(self, batches) -> float:
@@ -231,6 +299,8 @@ class Trainer:
         accum = self.cfg.run.grad_accum
         total = 0.0
         for k in range(accum):
+            if k == accum - 1:  # the votes ride in the synchronised micro-batch's all-reduce
+                self.ddp.reducer.votes[:] = self.votes.votes()
             images, labels = next(batches)
             images = images.to(self.device).to(self.cfg.run.dtype)
             labels = labels.to(self.device)
@@ -250,6 +320,24 @@ class Trainer:
         self.step += 1
         self.replica_check.maybe_check(self.step)
         return total / accum
+
+    def _step_boundary(self) -> None:
+        """Act on the votes every rank summed in this step: a time-based checkpoint, or the
+        stop checkpoint followed by ``Preempted``."""
+        stops, due = self.votes.decide(self.ddp.reducer.vote_totals)
+        if not (stops or due):
+            return
+        self.progress.close()
+        path = self._save_once()
+        if not stops:
+            return
+        if self.stop is not None:
+            self.stop.committed.set()
+        mine = signal.Signals(self.stop.signum).name if self.stop is not None and self.stop.requested else "none"
+        reason = f"stop signal on {stops} of {self.world} ranks (this rank: {mine})"
+        self.log.write("preempted", step=self.step, epoch=self.epoch, path=path, ranks_signalled=stops)
+        self.progress.write(f"{reason}: checkpoint {path} committed at step {self.step}; resume with --resume auto")
+        raise Preempted(self.step, path, reason)
 
     def _log_window(self, window: dict) -> None:
         """Global mean loss over the last steps, lr and throughput; resets the window."""
@@ -274,15 +362,18 @@ class Trainer:
         self.model.eval()
         k = min(5, self.cfg.model.num_classes)
         meter = dist.ClassificationMeter(topk=(1, k))
+        self.skipped_images.begin("val")
         with lucid.no_grad():
             for images, labels in self.data.val_loader:
                 logits = self.model(images.to(self.device).to(self.cfg.run.dtype))
                 labels = labels.to(self.device)
                 meter.update(logits, labels, loss_sum=F.cross_entropy(logits, labels, reduction="sum").item())
         stats = meter.compute()
+        stats["skipped_images"] = self.skipped_images.collect("val")
         self.model.train()
         self.last_eval = {"step": self.step, "top1": stats["top1"], "top5": stats[f"top{k}"], "loss": stats["loss"]}
-        self.log.write("eval", step=self.step, epoch=self.epoch, count=stats["count"], **{m: self.last_eval[m] for m in ("top1", "top5", "loss")})
+        self.log.write("eval", step=self.step, epoch=self.epoch, count=stats["count"], skipped_images=stats["skipped_images"],
+                       **{m: self.last_eval[m] for m in ("top1", "top5", "loss")})
         self.progress.write(
             f"eval at step {self.step} (epoch {self.epoch + 1}): top-1 {stats['top1']:.2f}%  "
             f"top-{k} {stats[f'top{k}']:.2f}%  loss {stats['loss']:.4f}  ({stats['count']} images)"

@@ -61,12 +61,7 @@ def launch(n: int, argv: list, timeout: float = 60, env: dict | None = None, cwd
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env, cwd=cwd, start_new_session=True
     )
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        raise AssertionError(f"{' '.join(cmd)} timed out after {timeout} s\nstdout:\n{out}\nstderr:\n{err}")
+    out, err = communicate(proc, timeout, " ".join(cmd))
     seconds = time.monotonic() - start
     results = {}
     for path in Path(folder).glob("rank*.json"):
@@ -74,6 +69,17 @@ def launch(n: int, argv: list, timeout: float = 60, env: dict | None = None, cwd
         results[data["rank"]] = data
     shutil.rmtree(folder, ignore_errors=True)
     return Run(proc.returncode, out, err, seconds, results)
+
+
+def communicate(proc: subprocess.Popen, timeout: float, what: str) -> tuple[str, str]:
+    """(stdout, stderr) of a process started in its own session; on timeout its whole group
+    is SIGKILLed and the test fails with what it printed."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"{what} timed out after {timeout} s\nstdout:\n{out}\nstderr:\n{err}") from None
 
 
 def mpirun(script: str, n: int, *args: str, timeout: float = 60, env: dict | None = None) -> Run:
