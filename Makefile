@@ -1,8 +1,6 @@
 # The two set-up commands of the README:
 #   make demo   install everything, prepare Fashion-MNIST, train the default config on 2 ranks
 #   make test   install everything, run the test suite (.ci/run calls this)
-#   make test-openmpi   the MPI tests again under Open MPI (Debian's openmpi-bin, mpi4py built
-#               against it in .venv-openmpi; .ci/run calls it after make test)
 # Both create .venv with lucid and its dependencies; the MPI runtime (mpiexec) comes from
 # the mpich wheel, so nothing but Python >= 3.11 is needed beforehand.
 PYTHON ?= python3
@@ -14,7 +12,7 @@ CONFIG ?= configs/fashion_mnist_resnet.toml
 FMNIST_SRC ?= /usr/share/datasets/fashion-mnist
 FMNIST_OUT ?= data/fashion-mnist
 
-.PHONY: demo test install data test-openmpi
+.PHONY: demo test install data
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("lucid needs Python >= 3.11, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -42,26 +40,3 @@ demo: data
 
 test: install
 	$(BIN)/python -m pytest -q
-
-# Open MPI: Debian's packages, mpi4py compiled against them in a separate venv (.venv keeps the
-# mpich wheel), the MPI tests launched with Open MPI's mpirun ($LUCID_MPIEXEC). lucid's runtime
-# dependencies are listed here without the mpich wheel, which would bring a second MPI.
-OMPI_VENV := .venv-openmpi
-OMPI_ENV := LUCID_MPIEXEC=mpirun OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-MPI_TESTS := tests/test_dist_*.py tests/test_train_consistency.py
-
-$(OMPI_VENV)/.installed: pyproject.toml
-	@if ! mpirun --version 2>/dev/null | grep -q "Open MPI" || ! command -v mpicc >/dev/null; then \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq openmpi-bin libopenmpi-dev; \
-	fi
-	$(PYTHON) -m venv $(OMPI_VENV)
-	$(OMPI_VENV)/bin/python -m pip install -q --upgrade pip
-	$(OMPI_VENV)/bin/python -m pip install -q numpy pillow tqdm threadpoolctl safetensors pytest pytest-timeout
-	MPICC=mpicc $(OMPI_VENV)/bin/python -m pip install -q --no-binary mpi4py mpi4py
-	$(OMPI_VENV)/bin/python -m pip install -q --no-deps -e .
-	$(OMPI_VENV)/bin/python -c 'from mpi4py import MPI; v = MPI.Get_library_version(); assert "Open MPI" in v, v'
-	touch $@
-
-test-openmpi: $(OMPI_VENV)/.installed
-	$(OMPI_ENV) $(OMPI_VENV)/bin/python -m pytest -q $(MPI_TESTS)

@@ -101,3 +101,16 @@ def test_sync_batchnorm_is_reachable_from_nn_and_needs_no_world_of_many():
     assert bn.stats_reduce() is None  # a world of one has nobody to sum with
     out = bn(lucid.randn(4, 3))  # 2-D input is accepted (BatchNorm2d only takes 4-D)
     assert out.shape == (4, 3)
+
+
+def test_lucid_mpiexec_picks_the_launcher(monkeypatch, tmp_path):
+    from lucid.distributed.launcher import find_mpiexec
+
+    fake = tmp_path / "mpirun"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("LUCID_MPIEXEC", str(fake))
+    assert find_mpiexec() == str(fake)
+    monkeypatch.setenv("LUCID_MPIEXEC", str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError, match="LUCID_MPIEXEC"):
+        find_mpiexec()
