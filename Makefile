@@ -1,6 +1,6 @@
 # The two set-up commands of the README:
 #   make demo   install everything, prepare Fashion-MNIST, train the default config on 2 ranks
-#   make test   install everything, run the test suite (.ci/run calls this)
+#   make test   install everything, lint (ruff, configured in pyproject.toml), run the test suite (.ci/run calls this)
 # Both create .venv with lucid and its dependencies; the MPI runtime (mpiexec) comes from
 # the mpich wheel, so nothing but Python >= 3.11 is needed beforehand.
 PYTHON ?= python3
@@ -39,4 +39,5 @@ demo: data
 	$(BIN)/mpiexec -n $(NP) $(BIN)/python -m launch.train --config $(CONFIG) --set data.root='"$(FMNIST_OUT)"'
 
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q

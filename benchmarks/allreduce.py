@@ -21,9 +21,9 @@ from mpi4py import MPI
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import lucid  # noqa: E402
-import lucid.distributed as dist  # noqa: E402
-from lucid.distributed.backends import MPITransport  # noqa: E402
+import lucid
+import lucid.distributed as dist
+from lucid.distributed.backends import MPITransport
 
 
 def resnet50_shapes() -> list[tuple[int, ...]]:
@@ -101,7 +101,7 @@ def main() -> None:
               f"(runs: {' '.join(f'{t * 1e3:.0f}' for t in times['ddp'])})")
         print(f"DDP / raw bandwidth: {t_raw / t_ddp:.2f}x (target >= 0.9x)")
         print(f"ranks agree on the reduced gradient: {len(set(check)) == 1}")
-        from threadpoolctl import threadpool_info  # noqa: PLC0415
+        from threadpoolctl import threadpool_info
 
         blas = [(i.get("internal_api"), i.get("architecture"), i.get("num_threads")) for i in threadpool_info()]
         print(f"BLAS (rank 0, used by the NaN check): {blas}; other jobs share these cores: figures are noisy")

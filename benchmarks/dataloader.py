@@ -27,10 +27,10 @@ from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from lucid.data import DataLoader, ImageFolder, imagenet_train, natural_image, sample_generator  # noqa: E402
-from lucid.data.collate import to_tensors  # noqa: E402
-from lucid.data.fetch import fetch_batch  # noqa: E402
-from lucid.data.presets import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from lucid.data import DataLoader, ImageFolder, imagenet_train, natural_image, sample_generator
+from lucid.data.collate import to_tensors
+from lucid.data.fetch import fetch_batch
+from lucid.data.presets import IMAGENET_MEAN, IMAGENET_STD
 from lucid.data.transforms import RandomResizedCrop
 
 
@@ -79,7 +79,7 @@ def paired_per_core(runs: dict, batches: list, reps: int) -> dict:
 
 
 def loader_pass(loader: DataLoader) -> None:
-    for images, labels in loader:
+    for _batch in loader:
         pass
 
 

@@ -30,15 +30,15 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from lucid.distributed.launcher import find_mpiexec  # noqa: E402 - after the path set-up
+from lucid.distributed.launcher import find_mpiexec
 
 
 def build_model(sync_bn: bool):
-    import lucid.nn as nn  # noqa: PLC0415
-    import lucid.nn.functional as F  # noqa: PLC0415
+    import lucid.nn as nn
+    import lucid.nn.functional as F
 
     try:
-        from lucid.models import resnet_18  # noqa: PLC0415
+        from lucid.models import resnet_18
 
         model, name = resnet_18(num_classes=10), "lucid.models.resnet_18(num_classes=10)"
     except ImportError:
@@ -67,18 +67,19 @@ def build_model(sync_bn: bool):
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, 10)]
         model, name = nn.Sequential(*layers), "CIFAR-style ResNet-18 built from lucid.nn (benchmark-local)"
     if sync_bn:
-        from lucid.distributed import SyncBatchNorm  # noqa: PLC0415
+        from lucid.distributed import SyncBatchNorm
 
         model = SyncBatchNorm.convert_sync_batchnorm(model)
     return model, name
 
 
 def worker(args) -> None:
-    import lucid  # noqa: PLC0415
-    import lucid.distributed as dist  # noqa: PLC0415
-    import lucid.nn.functional as F  # noqa: PLC0415
-    import lucid.optim as optim  # noqa: PLC0415
-    from threadpoolctl import threadpool_info  # noqa: PLC0415
+    from threadpoolctl import threadpool_info
+
+    import lucid
+    import lucid.distributed as dist
+    import lucid.nn.functional as F
+    import lucid.optim as optim
 
     dist.init()
     lucid.manual_seed(0)

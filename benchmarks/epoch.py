@@ -40,7 +40,7 @@ PARTS = ("loader", "forward+backward", "all-reduce wait", "optimizer")
 
 def run_config(run: str, data_root: str, out_dir: str, steps: int) -> dict:
     """The TrainConfig (as a dict) of ``run`` reading ``data_root`` and writing to ``out_dir``."""
-    import tomllib  # noqa: PLC0415
+    import tomllib
 
     if run == "demo":
         with open(os.path.join(ROOT, "configs", "fashion_mnist_resnet.toml"), "rb") as f:
@@ -57,7 +57,7 @@ def run_config(run: str, data_root: str, out_dir: str, steps: int) -> dict:
 
 def make_tree(run: str, root: str, images_per_rank: int, world: int = 2) -> None:
     """root/train and root/val in the run's format, enough training images for ``world`` ranks."""
-    from lucid.data import make_fake_image_folder  # noqa: PLC0415
+    from lucid.data import make_fake_image_folder
 
     if run == "demo":
         classes, kind, sizes = 10, ("L", "PNG", ".png"), [(28, 28)]
@@ -73,10 +73,10 @@ def worker(args) -> None:
     rank = int(os.environ.get("PMI_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0")))
     cpus = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpus[rank % len(cpus)]})  # before lucid sizes its thread pool
-    import lucid.distributed as dist  # noqa: PLC0415
-    import lucid.nn.functional as F  # noqa: PLC0415
-    from lucid.train.config import config_from_dict  # noqa: PLC0415
-    from lucid.train.trainer import Trainer  # noqa: PLC0415
+    import lucid.distributed as dist
+    import lucid.nn.functional as F
+    from lucid.train.config import config_from_dict
+    from lucid.train.trainer import Trainer
 
     cfg = config_from_dict(json.loads(args.config), "benchmarks/epoch.py")
     trainer = Trainer(cfg)
@@ -109,7 +109,7 @@ def worker(args) -> None:
     dist.barrier()
     wall = time.perf_counter() - start
     if dist.is_main():
-        from threadpoolctl import threadpool_info  # noqa: PLC0415
+        from threadpoolctl import threadpool_info
 
         blas = ", ".join(f"{i['internal_api']} {i.get('architecture') or ''} x{i['num_threads']}" for i in threadpool_info())
         print(json.dumps({"world": dist.world_size(), "wall": wall, "parts": parts, "blas": blas,
@@ -118,7 +118,7 @@ def worker(args) -> None:
 
 # -- driver -----------------------------------------------------------------------------
 def launch(n: int, cfg: dict, args) -> dict:
-    from lucid.distributed.launcher import find_mpiexec  # noqa: PLC0415
+    from lucid.distributed.launcher import find_mpiexec
 
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")

@@ -5,7 +5,7 @@
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/ops.py   # native BLAS kernel
 
 Each case runs forward and backward (with a fixed output gradient) on the
-DESIGN.md shapes. Lucid and PyTorch run interleaved in one process, repetition
+docs/design.md ("Performance") shapes. Lucid and PyTorch run interleaved in one process, repetition
 by repetition, so other work on the machine slows both alike; the table shows the
 median and the minimum of each (the minimum is the least disturbed run). A short
 pause precedes each timed step: PyTorch's OpenMP workers and OpenBLAS's threads
@@ -26,10 +26,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import lucid  # noqa: E402
-from lucid import ops  # noqa: E402
-from lucid.autograd import Function  # noqa: E402
-from lucid.ops.layout import from_nhwc  # noqa: E402
+import lucid
+from lucid import ops
+from lucid.autograd import Function
+from lucid.ops.layout import from_nhwc
 
 try:
     import torch
@@ -123,12 +123,13 @@ def timed(step) -> float:
 
 
 def blas_kernels() -> str:
-    from threadpoolctl import threadpool_info  # noqa: PLC0415
+    from threadpoolctl import threadpool_info
 
     parts = []
     for info in threadpool_info():
         arch = info.get("architecture") or info.get("threading_layer") or ""
-        parts.append(f"{info['internal_api']} {info.get('version') or ''} {arch} x{info['num_threads']} ({os.path.basename(info['filepath'])})")
+        library = os.path.basename(info["filepath"])
+        parts.append(f"{info['internal_api']} {info.get('version') or ''} {arch} x{info['num_threads']} ({library})")
     return "; ".join(parts)
 
 

@@ -7,7 +7,7 @@ architecture to the PyTorch worker and still measure only its own memory.
 
 def reference_kwargs(config) -> dict:
     """RefNet arguments for the architecture of a lucid ResNetConfig / ResNeXtConfig / ResNeStConfig."""
-    from lucid.models import BasicBlock, ResNeStConfig  # noqa: PLC0415
+    from lucid.models import BasicBlock, ResNeStConfig
 
     if config.stem_type not in (None, "cifar") and not isinstance(config, ResNeStConfig):
         raise ValueError(f"no PyTorch reference for stem_type={config.stem_type!r} outside ResNeSt")

@@ -57,14 +57,14 @@ def limit_threads(threads: int) -> None:
     cpus = sorted(os.sched_getaffinity(0))
     if threads < len(cpus):
         os.sched_setaffinity(0, cpus[:threads])
-    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+    from threadpoolctl import threadpool_limits
 
     threadpool_limits(threads)
 
 
 def blas_kernels() -> str:
     """The BLAS / OpenMP libraries this process loaded, with OpenBLAS's kernel (threadpoolctl)."""
-    from threadpoolctl import threadpool_info  # noqa: PLC0415
+    from threadpoolctl import threadpool_info
 
     parts = []
     for info in threadpool_info():
@@ -137,11 +137,11 @@ def timed_phases(phases) -> dict:
 def lucid_worker(args) -> None:
     limit_threads(args.threads)
     sys.path.insert(0, ROOT)
-    import lucid  # noqa: PLC0415
-    import lucid.nn.functional as F  # noqa: PLC0415
-    from lucid.models import create_model  # noqa: PLC0415
-    from lucid import _malloc  # noqa: PLC0415
-    from lucid.models.pretrained import lucid_to_reference  # noqa: PLC0415
+    import lucid
+    import lucid.nn.functional as F
+    from lucid import _malloc
+    from lucid.models import create_model
+    from lucid.models.pretrained import lucid_to_reference
 
     _malloc.tune()  # as dist.init() does for launch.train (import lucid leaves malloc alone)
     base_rss = rss_mb()
@@ -158,7 +158,7 @@ def lucid_worker(args) -> None:
         np.savez(os.path.join(args.worker_dir, "batch.npz"), x=x_np, y=y_np)
     arch = {}
     if args.want_torch:
-        from reference_arch import reference_kwargs  # noqa: PLC0415 - benchmarks/ is on sys.path
+        from reference_arch import reference_kwargs
 
         arch = reference_kwargs(model.config)
     x, y = lucid.tensor(x_np), lucid.tensor(y_np)
@@ -169,7 +169,7 @@ def lucid_worker(args) -> None:
         return timed_phases(phases)
 
     def profile_steps(n: int) -> str:
-        from lucid.autograd.profiler import profile  # noqa: PLC0415
+        from lucid.autograd.profiler import profile
 
         with profile() as prof:
             for _ in range(n):
@@ -192,11 +192,11 @@ def model_overrides(args) -> dict:
 # -- PyTorch worker -----------------------------------------------------------------------
 def torch_worker(args) -> None:
     limit_threads(args.threads)
-    import torch  # noqa: PLC0415
-    import torch.nn.functional as TF  # noqa: PLC0415
+    import torch
+    import torch.nn.functional as TF
 
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-    from torch_reference import RefNet  # noqa: PLC0415
+    from torch_reference import RefNet
 
     torch.set_num_threads(args.threads)
     base_rss = rss_mb()

@@ -11,6 +11,14 @@ import argparse
 import json
 import sys
 
+import safetensors.numpy
+
+import lucid
+import lucid.distributed as dist
+from lucid.train.config import ConfigError, load_config
+from lucid.train.data_setup import build_val_loader
+from lucid.train.evaluation import evaluate_model
+from lucid.train.model_setup import build_model
 from lucid.version import add_version
 
 
@@ -22,7 +30,6 @@ def main(argv=None) -> int:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--device", choices=("cpu", "gpu"))
     args = p.parse_args(argv)
-    from lucid.train.config import ConfigError, load_config  # noqa: PLC0415
 
     overrides = list(args.overrides) + ([f'run.device="{args.device}"'] if args.device else [])
     try:
@@ -30,26 +37,27 @@ def main(argv=None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    import safetensors.numpy  # noqa: PLC0415
-
-    import lucid  # noqa: PLC0415
-    from lucid.train.trainer import Trainer  # noqa: PLC0415
-
     try:
         weights = safetensors.numpy.load_file(args.weights)
     except (OSError, ValueError) as exc:
         print(f"error: cannot read weights {args.weights}: {exc}", file=sys.stderr)
         return 2
-    cfg.run.progress = False
-    trainer = Trainer(cfg)
+    # Only what evaluation needs: the model (no SyncBatchNorm: eval mode uses the running
+    # statistics) and this rank's share of the validation split.
+    dist.init()
+    rank, world = dist.rank(), dist.world_size()
+    device = dist.device() if cfg.run.device != "cpu" else "cpu"
+    model = build_model(cfg, device, world, sync_bn=False)
     try:
-        trainer.model.load_state_dict({k: lucid.tensor(v) for k, v in weights.items()})
+        model.load_state_dict({k: lucid.tensor(v) for k, v in weights.items()})
     except (KeyError, ValueError, RuntimeError) as exc:
         print(f"error: {args.weights} does not fit model {cfg.model.name!r}: {exc}", file=sys.stderr)
         return 2
-    stats = trainer.evaluate()
-    if trainer.main:
-        print(json.dumps({"weights": args.weights, **stats}))
+    loader = build_val_loader(cfg.data, cfg.model.num_classes, rank, world, cfg.run.seed, cfg.data.batch_size)
+    stats = evaluate_model(model, loader, device, cfg.run.dtype, cfg.model.num_classes)
+    if rank == 0:
+        result = {"top1": stats["top1"], "top5": stats["topk"], "loss": stats["loss"], "count": stats["count"]}
+        print(json.dumps({"weights": args.weights, **result}))
     return 0
 
 

@@ -2,9 +2,11 @@
 
     python -m launch.export runs/debug/checkpoints/step_00000032 --out model.safetensors
     python -m launch.export runs/debug/checkpoints --out model.safetensors   # newest checkpoint
+    python -m launch.export runs/debug/checkpoints --format onnx --out model.onnx
 
 The file holds the model's state_dict (parameters and buffers, lucid's key names) and,
 in its metadata, the run config, so ``launch.evaluate`` and ``lucid.models`` can use it.
+``--format onnx`` writes the model as ONNX instead (lucid.onnx.export, dynamic batch axis).
 """
 from __future__ import annotations
 
@@ -20,8 +22,8 @@ from lucid.version import add_version
 
 def consolidate(path: str) -> tuple[dict[str, np.ndarray], dict]:
     """(name -> array of the model's state_dict, run config) of the checkpoint at ``path``."""
-    from lucid import _backend  # noqa: PLC0415
-    from lucid.distributed import checkpoint  # noqa: PLC0415
+    from lucid import _backend
+    from lucid.distributed import checkpoint
 
     _, (state, _, _) = checkpoint.load_path(path, map_location="cpu")
     weights = {k: _backend.asnumpy(v.data).copy(order="C") for k, v in state["model"].items()}  # keeps 0-d arrays 0-d
@@ -32,22 +34,43 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m launch.export", description=__doc__.split("\n")[0])
     add_version(p)
     p.add_argument("checkpoint", help="a checkpoint directory (step_XXXXXXXX) or a directory of them")
-    p.add_argument("--out", required=True, help="output .safetensors file")
+    p.add_argument("--out", required=True, help="output .safetensors (or .onnx) file")
+    p.add_argument("--format", choices=("safetensors", "onnx"), default="safetensors")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset version (--format onnx)")
     args = p.parse_args(argv)
-    import safetensors.numpy  # noqa: PLC0415
+    import safetensors.numpy
 
-    from lucid.distributed.checkpoint import CheckpointError  # noqa: PLC0415
+    from lucid.distributed.checkpoint import CheckpointError
 
     try:
         weights, config = consolidate(args.checkpoint)
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.format == "onnx":
+        return _write_onnx(weights, config, args)
     tmp = args.out + ".tmp"
     safetensors.numpy.save_file(weights, tmp, metadata={"format": "lucid-weights", "config": json.dumps(config)})
     os.replace(tmp, args.out)
     n = sum(int(np.prod(a.shape)) for a in weights.values())
     print(f"wrote {args.out}: {len(weights)} tensors, {n:,} values ({config['model']['name']})")
+    return 0
+
+
+def _write_onnx(weights: dict, config: dict, args) -> int:
+    from lucid.onnx import UnsupportedOperatorError
+    from lucid.onnx.checkpoint import export_run_weights
+
+    try:
+        shape = export_run_weights(weights, config, args.out, args.opset)
+    except ImportError as exc:
+        print(f"error: --format onnx needs the onnx package (pip install 'lucid[onnx]'): {exc}", file=sys.stderr)
+        return 2
+    except (UnsupportedOperatorError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}: ONNX opset {args.opset}, input (batch, {', '.join(map(str, shape[1:]))}) "
+          f"({config['model']['name']})")
     return 0
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lucid.version import add_version
 from lucid.train.curves import AXES, load_run, plot_runs, save_png
+from lucid.version import add_version
 
 
 def _size(text: str) -> tuple[int, int]:

@@ -126,7 +126,7 @@ def _exit_code(code: int) -> int:
 
 
 def main(argv=None) -> int:
-    from lucid.version import add_version  # noqa: PLC0415
+    from lucid.version import add_version
 
     argv = sys.argv[1:] if argv is None else argv
     split = argv.index("--") if "--" in argv else len(argv)

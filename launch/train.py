@@ -46,11 +46,11 @@ def main(argv=None) -> int:
     if args.overwrite and args.resume:
         print(f"error: --overwrite starts a fresh run and --resume {args.resume} continues one: choose one", file=sys.stderr)
         return 2
-    from lucid.distributed.checkpoint import CheckpointError  # noqa: PLC0415
-    from lucid.distributed.launcher import LauncherMismatchError  # noqa: PLC0415
-    from lucid.train.preemption import EXIT_PREEMPTED, Preempted, StopSignals  # noqa: PLC0415
-    from lucid.train.run_dir import RunDirError  # noqa: PLC0415
-    from lucid.train.trainer import Trainer  # noqa: PLC0415 - starts MPI
+    from lucid.distributed.checkpoint import CheckpointError
+    from lucid.distributed.launcher import LauncherMismatchError
+    from lucid.train.preemption import EXIT_PREEMPTED, Preempted, StopSignals
+    from lucid.train.run_dir import RunDirError
+    from lucid.train.trainer import Trainer  # imported here: starts MPI
 
     try:
         with StopSignals(grace=cfg.run.preempt_grace_s) as stop:
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     except Preempted:
         return EXIT_PREEMPTED
     except (CheckpointError, LauncherMismatchError, RunDirError) as exc:  # the same on every rank: each exits 2
-        from lucid.distributed import comm  # noqa: PLC0415
+        from lucid.distributed import comm
 
         if not comm.is_initialized() or comm.rank() == 0:
             print(f"error: {exc}", file=sys.stderr)

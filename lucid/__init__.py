@@ -3,7 +3,12 @@
 The public names follow PyTorch: ``lucid.tensor``, ``lucid.zeros``, ``lucid.no_grad``,
 ``lucid.nn``, ``lucid.optim``, ``lucid.save`` / ``lucid.load``.
 """
-from lucid import random
+from lucid import (
+    nn,
+    onnx,  # needs the optional onnx package only when exporting
+    optim,
+    random,
+)
 from lucid._backend import gpu_available
 from lucid.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from lucid.creation import (
@@ -52,8 +57,7 @@ from lucid.ops import (
     var,
 )
 from lucid.random import manual_seed, rand, randint, randn, randperm
+from lucid.serialization import load, save
 from lucid.tensor import Tensor
-from lucid import nn, optim  # noqa: E402 - built on the names above
-from lucid.serialization import load, save  # noqa: E402
 
 __version__ = "0.1.0"

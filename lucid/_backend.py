@@ -23,7 +23,7 @@ def cupy_module():
     global _cupy, _cupy_error
     if _cupy is None and _cupy_error is None:
         try:
-            import cupy  # noqa: PLC0415 - optional dependency
+            import cupy  # imported here: optional dependency
 
             cupy.cuda.runtime.getDeviceCount()
             _cupy = cupy
@@ -31,7 +31,8 @@ def cupy_module():
             _cupy_error = exc
     if _cupy is None:
         raise RuntimeError(
-            f"device 'gpu' needs CuPy and a CUDA GPU (pip install -e '.[gpu]' in a lucid checkout, or pip install cupy-cuda12x): {_cupy_error}"
+            "device 'gpu' needs CuPy and a CUDA GPU (pip install -e '.[gpu]' in a lucid checkout, "
+            f"or pip install cupy-cuda12x): {_cupy_error}"
         )
     return _cupy
 
@@ -59,13 +60,14 @@ def parse_device(device: Any) -> str:
     return f"gpu:{int(m.group(2) or 0)}"
 
 
-def xp_for(device: str):
-    """The array module that holds data on ``device`` (already parsed)."""
-    return np if device == "cpu" else cupy_module()
-
-
 def get_array_module(*arrays):
-    """numpy, or cupy when any argument is a CuPy array."""
+    """The array module of ``arrays``: numpy, or cupy when any of them is a CuPy array.
+
+    A single device string (already parsed: "cpu" or "gpu:N") gives the module that
+    holds data on that device. The one lookup of the ``xp`` idiom, used everywhere.
+    """
+    if len(arrays) == 1 and isinstance(arrays[0], str):
+        return np if arrays[0] == "cpu" else cupy_module()
     if _cupy is not None:
         return _cupy.get_array_module(*arrays)
     return np
@@ -104,6 +106,6 @@ def scatter_add(xp, target, index, values) -> None:
     if xp is np:
         np.add.at(target, index, values)
     else:
-        import cupyx  # noqa: PLC0415 - GPU only
+        import cupyx  # imported here: GPU only
 
         cupyx.scatter_add(target, index, values)

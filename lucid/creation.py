@@ -16,7 +16,7 @@ def _shape(size) -> tuple:
 
 def _make(fn: str, shape, dtype, device, requires_grad, *args) -> Tensor:
     device = _backend.parse_device(device)
-    xp = _backend.xp_for(device)
+    xp = _backend.get_array_module(device)
     t = Tensor._wrap(getattr(xp, fn)(shape, *args, dtype=resolve_dtype(dtype) or DEFAULT_FLOAT), device)
     t.requires_grad = requires_grad
     return t
@@ -43,7 +43,7 @@ def empty(*size, dtype: Any = None, device: Any = "cpu", requires_grad: bool = F
 
 def full(size, fill_value: float, dtype: Any = None, device: Any = "cpu", requires_grad: bool = False) -> Tensor:
     device = _backend.parse_device(device)
-    xp = _backend.xp_for(device)
+    xp = _backend.get_array_module(device)
     dtype = resolve_dtype(dtype) or (DEFAULT_FLOAT if isinstance(fill_value, float) else None)
     t = Tensor._wrap(xp.full(_shape((size,)) if isinstance(size, int) else tuple(size), fill_value, dtype=dtype), device)
     t.requires_grad = requires_grad
@@ -55,7 +55,7 @@ def arange(start: float, end: float | None = None, step: float = 1, dtype: Any =
     if end is None:
         start, end = 0, start
     device = _backend.parse_device(device)
-    xp = _backend.xp_for(device)
+    xp = _backend.get_array_module(device)
     dtype = resolve_dtype(dtype)
     if dtype is None:
         integral = all(isinstance(v, int) for v in (start, end, step))

@@ -59,7 +59,7 @@ def uniform_array(shape, dtype=DEFAULT_FLOAT, device: str = "cpu"):
 
 
 def _tensor(data, requires_grad: bool):
-    from lucid.tensor import Tensor  # noqa: PLC0415
+    from lucid.tensor import Tensor
 
     t = Tensor._wrap(data, _backend.device_of(data))
     t.requires_grad = requires_grad

@@ -101,7 +101,7 @@ def save(obj: Any, f: str | os.PathLike | BinaryIO) -> None:
     ``f`` is a path (written to a temporary file first, then renamed into place, so a
     crash never leaves half a checkpoint) or a binary file object.
     """
-    import safetensors.numpy  # noqa: PLC0415 - keeps `import lucid` free of it (e.g. in a torch-only venv)
+    import safetensors.numpy  # imported here: keeps `import lucid` free of it (e.g. in a torch-only venv)
 
     enc = _Encoder()
     structure = enc.encode(obj, "obj")
@@ -211,7 +211,7 @@ def load(f: str | os.PathLike | BinaryIO, map_location: Any = None) -> Any:
     device string ("cpu", "gpu:1") puts all of them there; a dict maps saved devices to
     new ones (e.g. ``{"gpu:1": "gpu:0"}``).
     """
-    import safetensors.numpy  # noqa: PLC0415 - see save()
+    import safetensors.numpy  # imported here: see save()
 
     device_for = _device_map(map_location)
     if hasattr(f, "read"):

@@ -7,6 +7,7 @@ Math methods are thin wrappers over ``lucid.ops``; the graph lives in ``_node``.
 """
 from __future__ import annotations
 
+import weakref
 from typing import Any, Callable
 
 import numpy as np
@@ -38,7 +39,7 @@ class Tensor:
             if dtype is None and data.dtype == np.float64:
                 dtype = DEFAULT_FLOAT
         data = _backend.to_device(data, target)
-        xp = _backend.xp_for(target)
+        xp = _backend.get_array_module(target)
         data = xp.asarray(data, dtype=dtype)
         self._init(data, target)
         self.requires_grad = requires_grad
@@ -190,7 +191,7 @@ class Tensor:
     # -- autograd ----------------------------------------------------------------
     def backward(self, gradient: Any = None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad``."""
-        from lucid.autograd.engine import run_backward  # noqa: PLC0415
+        from lucid.autograd.engine import run_backward
 
         if not self._requires_grad:
             raise RuntimeError("backward(): tensor does not require grad and has no grad_fn")
@@ -200,10 +201,10 @@ class Tensor:
                     f"backward() on a non-scalar tensor of shape {self.shape} needs a gradient "
                     "argument of the same shape"
                 )
-            g = _backend.xp_for(self._device).ones(self.data.shape, dtype=self.dtype)
+            g = _backend.get_array_module(self._device).ones(self.data.shape, dtype=self.dtype)
         else:
             g = gradient.data if isinstance(gradient, Tensor) else gradient
-            g = _backend.xp_for(self._device).asarray(g, dtype=self.dtype)
+            g = _backend.get_array_module(self._device).asarray(g, dtype=self.dtype)
             if g.shape != self.data.shape:
                 raise ValueError(f"backward(): gradient shape {g.shape} does not match tensor shape {self.shape}")
         run_backward(self, g, retain_graph=retain_graph)
@@ -228,8 +229,6 @@ class Tensor:
         """Keep ``.grad`` on a non-leaf tensor too."""
         if self._node is None:
             return
-        import weakref  # noqa: PLC0415
-
         ref = weakref.ref(self)
 
         def store(grad):

@@ -9,7 +9,7 @@ import platform
 
 
 def version_text() -> str:
-    import lucid  # noqa: PLC0415
+    import lucid
 
     return f"lucid {lucid.__version__} (Python {platform.python_version()})"
 

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lucid.data import ArrayDataset, BadImageWarning, ImageFolder, ImageLoadError, make_fake_image_folder
-from lucid.data import file_index
+from lucid.data import ArrayDataset, BadImageWarning, ImageFolder, ImageLoadError, file_index, make_fake_image_folder
 from lucid.data.transforms import Compose, Grayscale, Resize, ToArray
 
 

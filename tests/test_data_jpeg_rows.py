@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lucid.data import imagenet_eval, imagenet_train, natural_image, sample_generator
 from lucid.data import image as image_module
+from lucid.data import imagenet_eval, imagenet_train, natural_image, sample_generator
 from lucid.data.image import ImageLoadError, open_image
 from lucid.data.jpeg_rows import decode_top_rows, header_end
 from lucid.data.presets import small_train

@@ -5,8 +5,8 @@ and reports the largest difference per parameter; these tests assert on those.
 """
 import numpy as np
 import pytest
-
 from dist_scripts.mpirun import run_ok
+
 from lucid.distributed.buckets import plan_buckets
 
 

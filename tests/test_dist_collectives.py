@@ -6,7 +6,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from dist_scripts.mpirun import ROOT, SCRIPTS, run_ok
 
 
@@ -75,7 +74,7 @@ def test_world_of_one_without_launcher():
         [sys.executable, str(SCRIPTS / "collectives.py")], capture_output=True, text=True, timeout=60, env=env
     )
     assert proc.returncode == 0, proc.stderr
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))
     got = json.loads(line[len("RESULT ") :])
     assert got["world"] == [0, 1, 0, 1, True]
     assert got["sum"] == [1.0, 2.0]

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from dist_scripts.mpirun import ROOT, SCRIPTS, run_ok
 
 # SyncBN all-reduces per rank over 3 steps: one per layer in forward, one in backward
@@ -115,6 +114,6 @@ def test_world_of_one_without_launcher():
         capture_output=True, text=True, timeout=60, env={"PYTHONPATH": str(ROOT)},
     )
     assert proc.returncode == 0, proc.stderr
-    got = json.loads(next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))[len("RESULT ") :])
+    got = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))[len("RESULT ") :])
     assert got["oks"] == [True] * 3 and got["param_err"] <= 1e-12 and got["buf_err"] <= 1e-12
     assert got["train_reduce_calls"] == 0  # nothing to synchronise with

@@ -1,6 +1,5 @@
 """Failure semantics under a real mpiexec: no rank may wait forever."""
 import pytest
-
 from dist_scripts.mpirun import mpirun
 
 

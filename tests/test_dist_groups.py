@@ -1,6 +1,5 @@
 """Process groups (dist.new_group) under a real mpiexec -n 3."""
 import pytest
-
 from dist_scripts.mpirun import run_ok
 
 
@@ -40,7 +39,11 @@ def test_collectives_metrics_syncbn_and_ddp_over_a_group():
     [
         ("auto", None),
         ("gloo", "unknown backend 'gloo'; valid backends: 'auto', 'mpi', 'nccl', 'cuda_aware', 'staged'"),
-        ("nccl", "backend 'nccl' is not available: on rank 0, it moves GPU buffers and these parameters are on 'cpu'; use 'mpi' (or 'auto')"),
+        (
+            "nccl",
+            "backend 'nccl' is not available: on rank 0, it moves GPU buffers and these parameters are on 'cpu'; "
+            "use 'mpi' (or 'auto')",
+        ),
         ("per-rank", "DistributedDataParallel: ranks disagree on the backend: rank 0 has 'mpi', rank 1 has 'auto'"),
     ],
 )

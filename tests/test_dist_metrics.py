@@ -1,7 +1,6 @@
 """Distributed evaluation metrics equal the whole-set figures for any world size."""
 import numpy as np
 import pytest
-
 from dist_scripts.mpirun import run_ok
 
 

@@ -101,7 +101,8 @@ def make_transport(kind, mode):
         allocs.append(size)
         return np.full(size, np.nan, dtype)  # a slot never copied in would show
 
-    return StagedTransport(comm, alloc, lambda dev, host: np.copyto(host, dev), lambda host, dev: np.copyto(dev, host)), comm.log, {"allocs": allocs}
+    staged = StagedTransport(comm, alloc, lambda dev, host: np.copyto(host, dev), lambda host, dev: np.copyto(dev, host))
+    return staged, comm.log, {"allocs": allocs}
 
 
 @pytest.mark.parametrize("compression", [None, "fp16"])
@@ -114,10 +115,12 @@ def test_bucket_lands_through_test_or_wait(kind, mode, compression, monkeypatch)
     params = [lucid.tensor(v.copy(), requires_grad=True) for v in values]
     coef = [rng.standard_normal(v.shape) for v in values]
     transport, log, extra = make_transport(kind, mode)
-    reducer = Reducer(params, [f"p{i}" for i in range(4)], transport, WORLD, bucket_cap_mb=200 / 2**20,
-                      first_bucket_mb=50 / 2**20, compression=compression)
+    reducer = Reducer(
+        params, [f"p{i}" for i in range(4)], transport, WORLD,
+        bucket_cap_mb=200 / 2**20, first_bucket_mb=50 / 2**20, compression=compression,
+    )
     assert len(reducer.buckets) >= 3
-    for step in range(2):
+    for _ in range(2):
         for p in params:
             p.grad = None
         reducer.attach_grads()

@@ -8,9 +8,9 @@ import lucid.nn.functional as F
 from lucid.models import (
     BasicBlock,
     Bottleneck,
+    ResidualBlock,
     ResNeSt,
     ResNet,
-    ResidualBlock,
     ResNetConfig,
     ResNeXt,
     ResNeXtConfig,

@@ -1,4 +1,4 @@
-"""Parameter counts (BN buffers excluded) equal DESIGN.md's table and the reference libraries'."""
+"""Parameter counts (BN buffers excluded) equal docs/design.md's table ("Model zoo numbers") and the reference libraries'."""
 import numpy as np
 import pytest
 
@@ -13,7 +13,7 @@ def _no_random_init(monkeypatch):
     monkeypatch.setattr(lucid.random, "normal_array", zeros)
     monkeypatch.setattr(lucid.random, "uniform_range_array", zeros)
 
-# DESIGN.md's table, then torchvision (resnet_101/152, wide_resnet_101, resnext_101_*), timm (resnet_200,
+# docs/design.md's table, then torchvision (resnet_101/152, wide_resnet_101, resnext_101_*), timm (resnet_200,
 # resnest_50_4s2x40d/1s4x24d: timm's resnest50d_4s2x40d / resnest50d_1s4x24d) and the ResNeSt reference
 # code (resnest_101/200/269). resnet_269 has no reference implementation; its count is that of the
 # post-activation bottleneck layout [3, 30, 48, 8] built here.

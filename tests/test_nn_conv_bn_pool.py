@@ -3,11 +3,11 @@ import math
 
 import numpy as np
 import pytest
+from ops_arrays import naive_conv2d
 
 import lucid
 from lucid import nn
 from lucid.autograd import gradcheck
-from ops_arrays import naive_conv2d
 
 
 def _np(t):
@@ -229,7 +229,8 @@ def test_batchnorm2d_reset_running_stats():
 def test_max_pool2d_module(kw):
     x = lucid.randn(2, 3, 7, 6)
     pool = nn.MaxPool2d(**kw)
-    ref = max_pool_ref(x.numpy(), kw["kernel_size"], kw.get("stride", kw["kernel_size"]), kw.get("padding", 0), kw.get("dilation", 1), kw.get("ceil_mode", False))
+    k = kw["kernel_size"]
+    ref = max_pool_ref(x.numpy(), k, kw.get("stride", k), kw.get("padding", 0), kw.get("dilation", 1), kw.get("ceil_mode", False))
     np.testing.assert_array_equal(_np(pool(x)), ref)
 
 

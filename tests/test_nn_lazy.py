@@ -16,7 +16,7 @@ def test_lazy_linear_before_forward_has_placeholders():
     assert len(params) == 2 and all(isinstance(p, nn.UninitializedParameter) for p in params)
     assert repr(lin) == "LazyLinear(in_features=0, out_features=4, bias=True)"
     with pytest.raises(ValueError, match="uninitialized parameter.*forward pass first"):
-        lin.weight.shape
+        _ = lin.weight.shape
     with pytest.raises(ValueError, match="uninitialized"):
         sum(p.numel() for p in lin.parameters())
     assert lin.has_uninitialized_params()

@@ -88,7 +88,7 @@ def test_registration_rules():
     del m.child
     assert "child" not in m._modules
     with pytest.raises(AttributeError, match="no attribute 'child'"):
-        m.child
+        _ = m.child
 
     class Early(nn.Module):
         def __init__(self):
@@ -200,7 +200,8 @@ def test_to_rejects_unknown_device_listing_valid_ones():
 
 
 def test_repr_tree_matches_pytorch_layout():
-    net = nn.Sequential(OrderedDict(conv=nn.Conv2d(3, 8, 3, padding=1, bias=False), act=nn.ReLU(), inner=nn.Sequential(nn.Flatten(), nn.Linear(8, 2))))
+    inner = nn.Sequential(nn.Flatten(), nn.Linear(8, 2))
+    net = nn.Sequential(OrderedDict(conv=nn.Conv2d(3, 8, 3, padding=1, bias=False), act=nn.ReLU(), inner=inner))
     assert repr(net) == (
         "Sequential(\n"
         "  (conv): Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False)\n"

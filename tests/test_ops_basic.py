@@ -100,7 +100,8 @@ def test_max_splits_gradient_between_ties():
         lambda x: x.flatten(1),
         lambda x: x.unsqueeze(0).squeeze(0),
     ],
-    ids=["reshape", "permute", "transpose", "advanced_index", "index", "expand", "pad", "cat", "stack", "split", "chunk", "flatten", "squeeze"],
+    ids=["reshape", "permute", "transpose", "advanced_index", "index", "expand", "pad", "cat", "stack", "split", "chunk", "flatten",
+         "squeeze"],
 )
 def test_shape_grads(fn, device):
     assert gradcheck(fn, [leaf(2, 3, 4, device=device)])

@@ -1,14 +1,13 @@
 """conv2d: values against closed forms and a naive loop reference, gradients, layouts, bad input."""
 import numpy as np
 import pytest
+from ops_arrays import host, naive_conv2d, tensor
 
 import lucid
 import lucid.ops as F
 from lucid.autograd import gradcheck
 from lucid.ops import blocked, im2col
 from lucid.ops.layout import is_channels_last
-from ops_arrays import host, naive_conv2d, tensor
-
 
 # (x shape, w shape, stride, padding, dilation, groups)
 CASES = {
@@ -126,7 +125,8 @@ def test_float32_stays_float32(groups, cg):
 @pytest.mark.parametrize(
     "xs, ws, kwargs, message",
     [
-        ((1, 3, 5, 5), (4, 2, 3, 3), {}, r"input of shape \(1, 3, 5, 5\) has 3 channels but weight of shape \(4, 2, 3, 3\) with groups=1 expects 2"),
+        ((1, 3, 5, 5), (4, 2, 3, 3), {},
+         r"input of shape \(1, 3, 5, 5\) has 3 channels but weight of shape \(4, 2, 3, 3\) with groups=1 expects 2"),
         ((1, 4, 5, 5), (4, 4, 3, 3), {"groups": 2}, r"\(1, 4, 5, 5\).*\(4, 4, 3, 3\) with groups=2 expects 8"),
         ((1, 4, 5, 5), (3, 2, 3, 3), {"groups": 2}, r"3 output channels, not divisible by groups=2"),
         ((1, 4, 5, 5), (4, 4, 3, 3), {"groups": 0}, r"groups must be a positive int"),

@@ -1,12 +1,12 @@
 """batch_norm: training/eval values, PyTorch's running-stat formula, gradients, the stats_reduce hook."""
 import numpy as np
 import pytest
+from ops_arrays import host, tensor
 
 import lucid
 import lucid.ops as F
 from lucid.autograd import gradcheck
 from lucid.ops.layout import is_channels_last
-from ops_arrays import host, tensor
 
 
 def reference(x, w, b, eps=1e-5):
@@ -151,7 +151,8 @@ def test_stats_reduce_is_not_called_in_eval():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda x: F.batch_norm(x, lucid.zeros(4), lucid.ones(3)), r"running_mean of shape \(4,\) does not match input of shape \(2, 3, 4, 4\)"),
+        (lambda x: F.batch_norm(x, lucid.zeros(4), lucid.ones(3)),
+         r"running_mean of shape \(4,\) does not match input of shape \(2, 3, 4, 4\)"),
         (lambda x: F.batch_norm(x, None, None, lucid.ones(2), training=True), r"weight of shape \(2,\)"),
         (lambda x: F.batch_norm(x, None, None), r"running_mean and running_var must be given in evaluation mode"),
         (lambda x: F.batch_norm(x[:1, :, :1, :1], None, None, training=True), r"more than 1 value per channel"),
@@ -179,7 +180,8 @@ def test_matches_torch_when_available():
             trm, trv = torch.tensor(rm.copy()), torch.tensor(rv.copy())
             ty = torch.nn.functional.batch_norm(tx, trm, trv, tw, tb, training, 0.1, 1e-5)
             ty.backward(torch.tensor(g))
-            pairs = [(y.data, ty), (xt.grad.data, tx.grad), (wt.grad.data, tw.grad), (bt.grad.data, tb.grad), (rmt.data, trm), (rvt.data, trv)]
+            pairs = [(y.data, ty), (xt.grad.data, tx.grad), (wt.grad.data, tw.grad), (bt.grad.data, tb.grad),
+                     (rmt.data, trm), (rvt.data, trv)]
             for mine, ref in pairs:
                 np.testing.assert_allclose(mine, ref.detach().numpy(), rtol=1e-9, atol=1e-11)
 
@@ -252,7 +254,8 @@ def test_float16_statistics_accumulate_in_float32():
     y = F.batch_norm(xt, None, rv, training=True, momentum=1.0)
     assert y.dtype == np.float16
     np.testing.assert_allclose(host(rv), x.astype(np.float64).var(axis=(0, 2, 3), ddof=1), rtol=1e-3)
-    np.testing.assert_allclose(host(y).astype(np.float64), reference(x.astype(np.float64), np.ones(4), np.zeros(4)), atol=0.05)  # input ulp is 0.02 after scaling
+    expected = reference(x.astype(np.float64), np.ones(4), np.zeros(4))
+    np.testing.assert_allclose(host(y).astype(np.float64), expected, atol=0.05)  # input ulp is 0.02 after scaling
     y.backward(lucid.Tensor(np.full(x.shape, 0.1, np.float16)))  # constant dy: dx = 0
     assert xt.grad.dtype == np.float16
     assert np.abs(host(xt.grad).astype(np.float64)).max() < 1e-3

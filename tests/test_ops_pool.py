@@ -3,12 +3,12 @@ import math
 
 import numpy as np
 import pytest
+from ops_arrays import host, tensor
 
 import lucid
 import lucid.ops as F
 from lucid.autograd import gradcheck
 from lucid.ops.layout import is_channels_last
-from ops_arrays import host, tensor
 
 
 def out_len(n, k, s, p, d, ceil):
@@ -197,8 +197,8 @@ def test_matches_torch_when_available():
     tf = torch.nn.functional
     rng = np.random.default_rng(4)
     x = np.maximum(np.round(rng.standard_normal((2, 3, 9, 8))), 0)  # many ties, as after a ReLU
-    calls = [(lambda m, t: m.max_pool2d(t, k, s, p, d, c)) for k, s, p, d, c in MAX_CASES]
-    calls += [(lambda m, t: m.avg_pool2d(t, k, s, p, c, i, v)) for k, s, p, c, i, v in AVG_CASES]
+    calls = [(lambda m, t, a=case: m.max_pool2d(t, *a)) for case in MAX_CASES]
+    calls += [(lambda m, t, a=case: m.avg_pool2d(t, *a)) for case in AVG_CASES]
     calls += [(lambda m, t: m.adaptive_avg_pool2d(t, (4, 3)))]
     for call in calls:
         xt = tensor(x, grad=True)

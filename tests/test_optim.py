@@ -128,7 +128,9 @@ def test_amsgrad_differs_when_second_moment_falls():
     assert not np.allclose(p1.detach().numpy(), p2.detach().numpy())
 
 
-@pytest.mark.parametrize("opt_cls, kw", [(optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)), (optim.AdamW, dict(lr=0.1, amsgrad=True))])
+@pytest.mark.parametrize(
+    "opt_cls, kw", [(optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)), (optim.AdamW, dict(lr=0.1, amsgrad=True))]
+)
 def test_float32_stays_float32(opt_cls, kw):
     p, opt = run(opt_cls, 3, dtype="float32", **kw)
     assert p.dtype == np.float32

@@ -130,13 +130,20 @@ workers = 0
          r"run\.toml: optim\.args = \{scale = -1\.0\} rejected by optimizer 'test_sign_sgd': Invalid scale: -1\.0"),
         ('[optim]\nname = "test_sign_sgd"\nargs = { scale = "big" }', r"run\.toml: optim\.args\.scale must be of type float, got 'big'"),
         ('[optim]\nname = "lion"', r"run\.toml: optim\.name = 'lion' is not a registered optimizer \(valid: adamw, sgd, test_sign_sgd\)"),
-        ('[optim]\nname = "adamw"\nargs = { momentum = 0.9 }', r"unknown key optim\.args\.momentum for optimizer 'adamw' \(valid keys in \[optim\.args\]: amsgrad, betas, eps, maximize\)"),
+        ('[optim]\nname = "adamw"\nargs = { momentum = 0.9 }',
+         r"unknown key optim\.args\.momentum for optimizer 'adamw' \(valid keys in \[optim\.args\]: amsgrad, betas, eps, maximize\)"),
         ('[optim]\nname = "adamw"\nargs = { betas = [0.9] }', r"rejected by optimizer 'adamw': Invalid beta parameters"),
-        ('[schedule]\nname = "multistep"\nargs = { milestones = [30, 10] }', r"schedule\.args = .* milestones must be increasing positive epochs"),
-        ('[schedule]\nname = "test_halve_each_epoch"\nargs = { gamma = 0.1 }', r"unknown key schedule\.args\.gamma .*valid keys in \[schedule\.args\]: factor\)"),
-        ('[data]\ntrain_preset = "test_fill"\ntrain_preset_args = { colour = 1 }', r"unknown key data\.train_preset_args\.colour for transform preset 'test_fill' \(valid keys in \[data\.train_preset_args\]: value\)"),
+        ('[schedule]\nname = "multistep"\nargs = { milestones = [30, 10] }',
+         r"schedule\.args = .* milestones must be increasing positive epochs"),
+        ('[schedule]\nname = "test_halve_each_epoch"\nargs = { gamma = 0.1 }',
+         r"unknown key schedule\.args\.gamma .*valid keys in \[schedule\.args\]: factor\)"),
+        ('[data]\ntrain_preset = "test_fill"\ntrain_preset_args = { colour = 1 }',
+         r"unknown key data\.train_preset_args\.colour for transform preset 'test_fill' "
+         r"\(valid keys in \[data\.train_preset_args\]: value\)"),
         ('[data]\neval_preset = "blur"', r"data\.eval_preset = 'blur' is not a registered transform preset \(valid: .*test_fill"),
-        ('[data]\nsource = "fake"\nsource_args = { samples = 3 }', r"unknown key data\.source_args\.samples for data source 'fake' \(valid keys in \[data\.source_args\]: train_samples, val_samples\)"),
+        ('[data]\nsource = "fake"\nsource_args = { samples = 3 }',
+         r"unknown key data\.source_args\.samples for data source 'fake' "
+         r"\(valid keys in \[data\.source_args\]: train_samples, val_samples\)"),
     ],
 )
 def test_config_errors_name_key_file_and_valid_keys(tmp_path, text, message):

@@ -7,7 +7,7 @@ import sys
 import uuid
 
 import pytest
-from test_train_resume import DEBUG, FLOAT64, ROOT, ckpt, launch, losses, records, train
+from test_train_resume import DEBUG, FLOAT64, ROOT, ckpt, losses, records, train
 
 from lucid.distributed import checkpoint
 

@@ -14,7 +14,7 @@ from lucid.visual.__main__ import main
 def test_resnet_50_summary_totals(capsys):
     result = summary(create_model("resnet_50"), (1, 3, 224, 224))
     assert result.total_params == result.trainable_params == 25_557_032
-    assert result.total_macs == 4_089_184_256  # ~4.09 GMACs (DESIGN.md)
+    assert result.total_macs == 4_089_184_256  # ~4.09 GMACs (docs/design.md, "Model zoo numbers")
     assert result.output_shape == (1, 1000)
     printed = capsys.readouterr().out
     assert "Total MACs: 4.09G" in printed and "Total params: 25,557,032" in printed

@@ -104,7 +104,7 @@ def run_backward(root, grad, retain_graph: bool = False) -> None:
 
 
 def _run_graph(root, grad, retain_graph: bool) -> None:
-    from lucid.tensor import Tensor  # noqa: PLC0415
+    from lucid.tensor import Tensor
 
     def wrap(g):
         return Tensor._wrap(g, root.device)

@@ -18,6 +18,7 @@ import numpy as np
 
 from lucid import _backend
 from lucid.autograd.grad_mode import is_grad_enabled
+from lucid.autograd.observe import current_observer
 from lucid.dtypes import is_floating
 
 _sequence = itertools.count()
@@ -52,7 +53,7 @@ class Function:
     # -- graph construction --------------------------------------------------------
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any):
-        from lucid.tensor import Tensor  # noqa: PLC0415 - tensor imports ops at load
+        from lucid.tensor import Tensor  # imported here: tensor imports ops at load
 
         fn = cls()
         tensors = [a for a in args if isinstance(a, Tensor)]
@@ -78,6 +79,9 @@ class Function:
             fn.released = False
             out._node = fn
             out._requires_grad = True
+        observer = current_observer()
+        if observer is not None:
+            observer(cls, args, kwargs, out)
         return out
 
     @property
@@ -104,11 +108,6 @@ def _check_inputs(cls, tensors) -> None:
         raise TypeError(
             f"{cls.__name__}: tensors of different dtypes ({names}); convert with .to(dtype) first"
         )
-
-
-def xp_of(*arrays):
-    """The array module of the given arrays (numpy or cupy)."""
-    return _backend.get_array_module(*arrays)
 
 
 def sequence_mark() -> int:

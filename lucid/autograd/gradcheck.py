@@ -22,7 +22,7 @@ def gradcheck(
     gradient is ``backward(v)`` and the numeric one perturbs each input element by
     +-eps. Raises AssertionError naming the input and the worst element otherwise.
     """
-    from lucid.tensor import Tensor  # noqa: PLC0415
+    from lucid.tensor import Tensor
 
     targets = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
     for i in targets:

@@ -229,7 +229,7 @@ class profile:
         walls = [self.walls[p] / self.steps[p] * 1e3 if p in self.walls else 0.0 for p in phases]
         lines.append(f"{'phase wall':26s}" + "".join(f"{v:11.1f}" for v in walls) + f"{sum(walls):11.1f}")
         ops = sorted(self.times.items(), key=lambda kv: -kv[1])[:top]
-        lines.append(f"top ops and regions (ms per step, calls per step):")
+        lines.append("top ops and regions (ms per step, calls per step):")
         for (phase, kind, name), seconds in ops:
             n = max(self.steps.get(phase, 1), 1)
             lines.append(f"  {phase:9s} {name:24s} {kind:22s} {seconds / n * 1e3:9.1f} {self.calls[phase, kind, name] / n:7.0f}")

@@ -14,8 +14,8 @@ from lucid.data.image_folder import ImageFolder
 from lucid.data.loader import DataLoader
 from lucid.data.presets import IMAGENET_MEAN, IMAGENET_STD, PRESETS, imagenet_eval, imagenet_train, preset, register_preset
 from lucid.data.sampler import DistributedSampler
-from lucid.data.unreadable import IGNORE_INDEX, LeaveOutUnreadable
 from lucid.data.seeding import sample_generator
+from lucid.data.unreadable import IGNORE_INDEX, LeaveOutUnreadable
 from lucid.data.workers import WorkerError
 
 __all__ = [

@@ -13,4 +13,4 @@ try:
 except ImportError:  # pragma: no cover - mpi4py is a lucid dependency
     pass
 
-import lucid.data.workers  # noqa: E402,F401  - forked workers start with the loader imported
+import lucid.data.workers  # noqa: F401  - forked workers start with the loader imported

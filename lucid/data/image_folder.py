@@ -112,6 +112,7 @@ class ImageFolder(Dataset):
         """Sample ``index``; unreadable files follow ``on_error``. A skipped sample is
         replaced by the next index (cyclically) that loads, with the same generator."""
         n = len(self.samples)
+        last = None
         for attempt in range(min(n, MAX_REPLACEMENTS)):
             j = (index + attempt) % n
             try:
@@ -120,9 +121,10 @@ class ImageFolder(Dataset):
                 if self.on_error == "raise":
                     raise
                 self.skip_log.record(exc.path, exc.reason)
+                last = exc
         raise RuntimeError(
             f"ImageFolder: {min(n, MAX_REPLACEMENTS)} consecutive unreadable images from index {index} "
-            f"in {self.root!r}; the dataset looks broken (last: {exc})"
+            f"in {self.root!r}; the dataset looks broken (last: {last})"
         )
 
     def __repr__(self) -> str:

@@ -19,6 +19,6 @@ def sample_generator(seed: int, epoch: int, index: int) -> np.random.Generator:
 def fallback_generator() -> np.random.Generator:
     """The generator used when a transform is called without one: lucid's global CPU
     generator, so ``lucid.manual_seed`` makes stand-alone calls reproducible."""
-    from lucid import random  # noqa: PLC0415 - avoid importing lucid's core at module load
+    from lucid import random  # imported here: avoid importing lucid's core at module load
 
     return random.generator("cpu")

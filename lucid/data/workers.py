@@ -240,7 +240,7 @@ class ProcessBackend:
         if slot is not None:
             self._workers[w].free.append(slot)
         if records:
-            getattr(self.dataset, "skip_log").merge(records)
+            self.dataset.skip_log.merge(records)
         self._done[batch_id] = batch
 
     def _copy_out(self, batch, slot: str):

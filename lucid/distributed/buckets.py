@@ -101,10 +101,10 @@ class Bucket:
 
 
 def _make_bucket(index: int, params: list, names: list[str], votes: int = 0) -> Bucket:
-    from lucid.autograd.function import xp_of  # noqa: PLC0415
-    from lucid.tensor import Tensor  # noqa: PLC0415
+    from lucid._backend import get_array_module
+    from lucid.tensor import Tensor
 
-    xp = xp_of(params[0].data)
+    xp = get_array_module(params[0].data)
     numel = sum(int(p.data.size) for p in params)
     buffer = xp.zeros(numel + len(params) + votes + 1, dtype=params[0].dtype)
     views, grads, offset = [], [], 0
@@ -243,9 +243,9 @@ class Reducer:
     def _prepare(self, b: Bucket) -> None:
         """Scale (and cast) the gradients, fill the flag slots: done as soon as the bucket is
         complete, so a bucket waiting for its turn costs nothing after backward."""
-        from lucid.autograd.function import xp_of  # noqa: PLC0415
+        from lucid._backend import get_array_module
 
-        xp = xp_of(b.buffer)
+        xp = get_array_module(b.buffer)
         n, k = b.numel, len(b.params)
         target = b.buffer if b.wire is None else b.wire
         scale = 1.0 / self.world if self.predivide else 1.0
@@ -325,7 +325,7 @@ class Reducer:
 
     def _read_flags(self) -> bool:
         """Apply the reduced used flags; True when no rank saw a non-finite value."""
-        from lucid import _backend  # noqa: PLC0415
+        from lucid import _backend
 
         tails = [_backend.asnumpy(b.buffer[b.numel :]) for b in self.buckets]
         ok = True

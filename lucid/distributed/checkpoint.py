@@ -29,8 +29,6 @@ import uuid
 import warnings
 from typing import Any
 
-import numpy as np
-
 from lucid import serialization
 from lucid.distributed import collectives, comm
 from lucid.distributed.group import ProcessGroup
@@ -191,7 +189,7 @@ def save(
 
 def _write_share(tmp: str, rank: int, world: int, arrays: dict, owner: dict, rank_state: dict | None) -> dict:
     """This rank's shard and rank-state file; returns their manifest entries."""
-    import safetensors.numpy  # noqa: PLC0415
+    import safetensors.numpy
 
     mine = {n: a for n, a in arrays.items() if owner[n] == rank}  # the encoder made them C-contiguous
     files = {}
@@ -205,7 +203,7 @@ def _write_share(tmp: str, rank: int, world: int, arrays: dict, owner: dict, ran
 
 def _commit(tmp: str, final: str, step: int, world: int, arrays: dict, owner: dict, reports: list) -> None:
     """Rank 0: manifest last, then an atomic rename of the directory into place."""
-    from lucid import __version__  # noqa: PLC0415
+    from lucid import __version__
 
     files = {}
     for r in reports:
@@ -289,7 +287,7 @@ def load(path: str, map_location: Any = None, group: ProcessGroup | None = None)
     """
     manifest = read_manifest(path)
     verify(path, manifest, group)
-    import safetensors  # noqa: PLC0415
+    import safetensors
 
     arrays = {}
     by_file: dict[str, list[str]] = {}

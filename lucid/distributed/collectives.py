@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from lucid._backend import get_array_module
 from lucid.distributed import comm as _comm
 from lucid.distributed import gpu
 from lucid.distributed.group import ProcessGroup
@@ -31,7 +32,7 @@ REDUCE_OPS = (ReduceOp.SUM, ReduceOp.MEAN, ReduceOp.MAX, ReduceOp.MIN)
 
 
 def _mpi_op(op: str):
-    from mpi4py import MPI  # noqa: PLC0415
+    from mpi4py import MPI
 
     if op not in REDUCE_OPS:
         raise ValueError(f"reduce op must be one of {REDUCE_OPS}, got {op!r}")
@@ -40,7 +41,7 @@ def _mpi_op(op: str):
 
 def _array(x: Any):
     """(array, is_tensor, is_number) for a Tensor, an ndarray/CuPy array or a number."""
-    from lucid.tensor import Tensor  # noqa: PLC0415
+    from lucid.tensor import Tensor
 
     if isinstance(x, Tensor):
         return x.data, True, False
@@ -65,9 +66,8 @@ def _mpi_buffer(array, writeback: bool = True):
 
 def _device_copy(buf, array):
     """``buf`` (host or device) as an array on ``array``'s device."""
-    from lucid.autograd.function import xp_of  # noqa: PLC0415
 
-    return xp_of(array).asarray(buf)
+    return get_array_module(array).asarray(buf)
 
 
 def _check_mean_dtype(array, op: str) -> None:
@@ -83,7 +83,7 @@ def _group(group: ProcessGroup | None, what: str):
 
 def all_reduce(x: Any, op: str = ReduceOp.SUM, group: ProcessGroup | None = None) -> Any:
     """Reduce ``x`` over all ranks with sum, mean, max or min; every rank gets the result."""
-    from mpi4py import MPI  # noqa: PLC0415
+    from mpi4py import MPI
 
     mpi_op = _mpi_op(op)
     array, _, number = _array(x)
@@ -140,9 +140,8 @@ def _check_gather_metas(metas) -> None:
 
 
 def _empty_like_on(buf, size: int):
-    from lucid.autograd.function import xp_of  # noqa: PLC0415
 
-    return xp_of(buf).empty(size, dtype=buf.dtype)
+    return get_array_module(buf).empty(size, dtype=buf.dtype)
 
 
 def _split_device(out, counts):
@@ -151,7 +150,7 @@ def _split_device(out, counts):
 
 
 def _wrap_like(x, array):
-    from lucid.tensor import Tensor  # noqa: PLC0415
+    from lucid.tensor import Tensor
 
     return Tensor._wrap(array, x.device)
 

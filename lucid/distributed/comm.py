@@ -65,13 +65,13 @@ def init(
             watchdog.start(watchdog_timeout, on_timeout=failure.abort)
         return _world
     if malloc_tuning:
-        from lucid import _malloc  # noqa: PLC0415
+        from lucid import _malloc
 
         _malloc.tune()
-    from mpi4py import MPI  # noqa: PLC0415 - start MPI only when asked
+    from mpi4py import MPI
 
     comm = MPI.COMM_WORLD
-    from lucid.distributed.launcher import check_world  # noqa: PLC0415
+    from lucid.distributed.launcher import check_world
 
     check_world(comm.Get_size())
     local = comm.Split_type(MPI.COMM_TYPE_SHARED, key=comm.Get_rank())
@@ -92,9 +92,9 @@ def _limit_threads(world: World) -> None:
     """One share of the node's cores per local rank, unless the user chose."""
     if any(os.environ.get(v) for v in THREAD_ENV_VARS):
         return
-    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+    from threadpoolctl import threadpool_limits
 
-    from lucid.ops import blocked  # noqa: PLC0415
+    from lucid.ops import blocked
 
     cores = os.cpu_count() or 1
     world.threads = max(1, cores // world.local_size)
@@ -104,11 +104,11 @@ def _limit_threads(world: World) -> None:
 
 def _use_local_gpu(world: World) -> None:
     """Make GPU ``local_rank`` (mod the GPUs present) current, if CuPy sees any."""
-    import importlib.util  # noqa: PLC0415
+    import importlib.util
 
     if importlib.util.find_spec("cupy") is None:
         return
-    from lucid import _backend  # noqa: PLC0415
+    from lucid import _backend
 
     if _backend.gpu_available():
         cp = _backend.cupy_module()
@@ -151,7 +151,7 @@ def new_group(ranks: Sequence[int] | None = None) -> ProcessGroup:
     and collectives on it raise. Lists that differ between ranks, ranks out of range,
     duplicates or an empty list raise the same ValueError on every rank.
     """
-    from mpi4py import MPI  # noqa: PLC0415
+    from mpi4py import MPI
 
     w = world()
     try:
@@ -198,7 +198,7 @@ def is_main() -> bool:
 
 def device() -> str:
     """This rank's device: "gpu:<local_rank mod GPUs>" when a GPU is usable, else "cpu"."""
-    from lucid import _backend  # noqa: PLC0415
+    from lucid import _backend
 
     w = world()
     if not _backend.gpu_available():

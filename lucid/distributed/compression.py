@@ -30,9 +30,9 @@ class Compression:
     def decompress(self, wire, out) -> None:
         """The summed wire buffer back into the bucket (nothing to do without a separate wire)."""
         if wire is not None and wire is not out:
-            from lucid.autograd.function import xp_of  # noqa: PLC0415
+            from lucid._backend import get_array_module
 
-            xp_of(out).copyto(out, wire)
+            get_array_module(out).copyto(out, wire)
 
     def __repr__(self) -> str:
         return self.name

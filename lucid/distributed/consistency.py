@@ -68,7 +68,7 @@ def check_same_settings(settings: dict, group: ProcessGroup | None = None, what:
 
 def checksum(arrays: list) -> np.ndarray:
     """One exact, order-independent uint64 per array: the wrapping sum of its bits as integers."""
-    from lucid import _backend  # noqa: PLC0415
+    from lucid import _backend
 
     out = np.zeros(len(arrays), np.uint64)
     for i, a in enumerate(arrays):

@@ -26,11 +26,11 @@ import numpy as np
 
 from lucid.autograd import is_grad_enabled
 from lucid.distributed import comm as _comm
+from lucid.distributed.backends import choose_transport
 from lucid.distributed.buckets import Reducer
 from lucid.distributed.collectives import all_gather_object, broadcast
-from lucid.distributed.group import ProcessGroup
-from lucid.distributed.backends import choose_transport
 from lucid.distributed.compression import get_compression
+from lucid.distributed.group import ProcessGroup
 from lucid.nn.module import Module
 
 
@@ -74,13 +74,13 @@ def check_same_model(module: Module, group: ProcessGroup | None = None) -> None:
 
 def broadcast_coalesced(tensors: list, src: int = 0, group: ProcessGroup | None = None) -> None:
     """Give every rank rank ``src``'s values of ``tensors``: one broadcast per dtype."""
-    from lucid.autograd.function import xp_of  # noqa: PLC0415
+    from lucid._backend import get_array_module
 
     by_dtype: dict = {}
     for t in tensors:
         by_dtype.setdefault((str(t.dtype), t.device), []).append(t)
     for same in by_dtype.values():
-        xp = xp_of(same[0].data)
+        xp = get_array_module(same[0].data)
         flat = xp.concatenate([t.data.reshape(-1) for t in same])
         broadcast(flat, src=src, group=group)
         offset = 0

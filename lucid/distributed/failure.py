@@ -53,7 +53,7 @@ def abort(message: str, code: int = 1) -> None:
         world.Abort(code)
     # A world of one has nobody to wait for: leave without running atexit handlers
     # that could block (e.g. a thread joining in MPI_Finalize).
-    import os  # noqa: PLC0415
+    import os
 
     os._exit(code)
 
@@ -120,9 +120,9 @@ def scale_and_check(src, scale: float = 1.0, out=None, limit: float | None = Non
     past float max (values near 1e38) raise a false alarm. With a limit, the sum of
     squares bounds every |value| and only chunks it cannot clear get an exact max.
     """
-    from lucid.autograd.function import xp_of  # noqa: PLC0415
+    from lucid._backend import get_array_module
 
-    xp = xp_of(src)
+    xp = get_array_module(src)
     if xp is not np:
         if scale != 1.0:
             src *= scale

@@ -39,7 +39,7 @@ def cuda_aware_mpi() -> bool:
     if env in ("0", "1"):
         return env == "1"
     if _cuda_aware is None:
-        from mpi4py import MPI  # noqa: F401, PLC0415 - loads libmpi
+        from mpi4py import MPI  # noqa: F401 - loads libmpi
 
         lib = _libmpi()
         _cuda_aware = False
@@ -53,7 +53,7 @@ def cuda_aware_mpi() -> bool:
 
 def nccl_available() -> bool:
     try:
-        from cupy.cuda import nccl  # noqa: PLC0415
+        from cupy.cuda import nccl
 
         return nccl.available if hasattr(nccl, "available") else True
     except Exception:  # ImportError, or CuPy built without NCCL
@@ -61,7 +61,7 @@ def nccl_available() -> bool:
 
 
 def _cupy():
-    from lucid import _backend  # noqa: PLC0415
+    from lucid import _backend
 
     return _backend.cupy_module()
 

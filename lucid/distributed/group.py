@@ -40,7 +40,7 @@ class ProcessGroup:
     def member_comm(self, what: str) -> Any:
         """The communicator, or a ValueError naming ``what`` when this rank is not a member."""
         if self.comm is None:
-            from mpi4py import MPI  # noqa: PLC0415
+            from mpi4py import MPI
 
             raise ValueError(
                 f"{what}: world rank {MPI.COMM_WORLD.Get_rank()} is not a member of the process group "

@@ -45,7 +45,7 @@ def check_world(size: int, environ: dict | None = None) -> None:
     for var in LAUNCHER_SIZE_VARS:
         value = env.get(var, "")
         if value.isdigit() and int(value) > 1:
-            from mpi4py import MPI  # noqa: PLC0415
+            from mpi4py import MPI
 
             library = MPI.Get_library_version().strip().splitlines()[0]
             raise LauncherMismatchError(

@@ -56,8 +56,8 @@ class ClassificationMeter:
 
     def update(self, logits, target, loss_sum: float | None = None) -> None:
         """Add one local batch: logits (N, C), integer targets (N,), optional summed loss."""
-        from lucid.ops.loss import topk_correct  # noqa: PLC0415
-        from lucid.tensor import Tensor  # noqa: PLC0415
+        from lucid.ops.loss import topk_correct
+        from lucid.tensor import Tensor
 
         logits = logits.data if isinstance(logits, Tensor) else logits
         target = target.data if isinstance(target, Tensor) else target

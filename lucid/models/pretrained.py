@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from lucid import _backend
 from lucid.nn.parameter import is_uninitialized
 
 SOURCES = ("torchvision", "timm")
@@ -45,7 +46,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Arrays of a .safetensors or .npz file, by key (no pickle, no network)."""
     path = os.fspath(path)
     if path.endswith(".safetensors"):
-        from safetensors.numpy import load_file  # noqa: PLC0415 - only needed here
+        from safetensors.numpy import load_file  # imported here: only needed here
 
         return dict(load_file(path))
     if path.endswith(".npz"):
@@ -101,6 +102,4 @@ def load_pretrained(model, path: str | os.PathLike, source: str = "torchvision",
 def reference_state_dict(model, source: str = "torchvision") -> dict[str, np.ndarray]:
     """The model's parameters and buffers as NumPy arrays under the reference key names."""
     _check_source(source)
-    from lucid import _backend  # noqa: PLC0415
-
     return {lucid_to_reference(k, source): _backend.asnumpy(t.data).copy() for k, t in _model_tensors(model).items()}

@@ -50,9 +50,11 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    """``lucid.nn.SyncBatchNorm`` as in PyTorch (lives in lucid.distributed, which imports nn)."""
+    """``lucid.nn.SyncBatchNorm`` names where it lives: lucid.distributed (which builds on
+    nn, so nn never imports it; docs/design.md, "Layers")."""
     if name == "SyncBatchNorm":
-        from lucid.distributed.sync_batchnorm import SyncBatchNorm  # noqa: PLC0415
-
-        return SyncBatchNorm
+        raise AttributeError(
+            "lucid.nn has no SyncBatchNorm: it lives in lucid.distributed "
+            "(from lucid.distributed import SyncBatchNorm), next to the communicator it needs"
+        )
     raise AttributeError(f"module 'lucid.nn' has no attribute {name!r}")

@@ -23,7 +23,7 @@ class Parameter(Tensor):
 
     def __init__(self, data: Any = None, requires_grad: bool = True):
         if data is None:
-            data = _backend.xp_for("cpu").empty((0,), dtype=DEFAULT_FLOAT)
+            data = _backend.get_array_module("cpu").empty((0,), dtype=DEFAULT_FLOAT)
         if isinstance(data, Tensor):
             if data.grad_fn is not None:
                 data = data.detach()
@@ -52,13 +52,13 @@ class _Uninitialized:
     def _placeholder(self, device: Any, dtype: Any):
         device = _backend.parse_device(device)
         dtype = resolve_dtype(dtype) or DEFAULT_FLOAT
-        return _backend.xp_for(device).empty((0,), dtype=dtype)
+        return _backend.get_array_module(device).empty((0,), dtype=dtype)
 
     def materialize(self, shape: tuple, device: Any = None, dtype: Any = None) -> None:
         """Allocate storage of ``shape`` (uninitialised values) and become ``cls_to_become``."""
         device = _backend.parse_device(device) if device is not None else self.device
         dtype = resolve_dtype(dtype) or self.dtype
-        set_data(self, _backend.xp_for(device).empty(tuple(int(s) for s in shape), dtype=dtype))
+        set_data(self, _backend.get_array_module(device).empty(tuple(int(s) for s in shape), dtype=dtype))
         self.__class__ = self.cls_to_become
 
     def _refuse(self, what: str):

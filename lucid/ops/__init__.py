@@ -5,6 +5,7 @@ same code runs on NumPy and CuPy.
 """
 from lucid.ops.activation import add_relu, dropout, log_softmax, relu, sigmoid, softmax
 from lucid.ops.broadcast import check_broadcast
+from lucid.ops.conv import conv2d
 from lucid.ops.elementwise import (
     abs,
     add,
@@ -33,6 +34,8 @@ from lucid.ops.elementwise import (
 )
 from lucid.ops.loss import accuracy, cross_entropy, topk_correct
 from lucid.ops.matmul import linear, matmul
+from lucid.ops.norm import batch_norm
+from lucid.ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 from lucid.ops.reduce import argmax, argmin, max, mean, min, sum, var
 from lucid.ops.shape import (
     cat,
@@ -51,6 +54,3 @@ from lucid.ops.shape import (
     unsqueeze,
     view,
 )
-from lucid.ops.conv import conv2d
-from lucid.ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d
-from lucid.ops.norm import batch_norm

@@ -6,7 +6,8 @@ activation stays NHWC and each block's temporaries stay in cache.
 """
 from __future__ import annotations
 
-from lucid.autograd.function import Function, xp_of
+from lucid._backend import get_array_module
+from lucid.autograd.function import Function
 from lucid.ops.blocked import map_row_blocks
 from lucid.ops.broadcast import check_broadcast, shape_of, unbroadcast
 
@@ -29,25 +30,25 @@ def map_blocks(fn, out, *inputs) -> bool:
     flats = [dense_flat(a) for a in (out, *inputs)]
     if any(f is None for f in flats):
         return False
-    map_row_blocks(lambda i, j: fn(*(f[i:j] for f in flats)), out.size, out.itemsize, xp_of(out))
+    map_row_blocks(lambda i, j: fn(*(f[i:j] for f in flats)), out.size, out.itemsize, get_array_module(out))
     return True
 
 
 def relu_forward(x, out):
     """out = max(x, 0); ``out`` may be ``x``."""
-    xp = xp_of(x)
+    xp = get_array_module(x)
     if not map_blocks(lambda o, a: xp.maximum(a, 0, out=o), out, x):
         xp.maximum(x, 0, out=out)
     return out
 
 
 def relu_backward(g, out):
-    """g * (out > 0) as a new array in ``out``'s layout (a multiply by the mask: ~3x np.where, DESIGN.md).
+    """g * (out > 0) as a new array in ``out``'s layout (a multiply by the mask: ~3x np.where; docs/design.md, "Performance").
 
     The mask is written as 0.0 / 1.0 straight into the result, then multiplied in place:
     1.6x faster than multiplying by a boolean array (a mixed-type loop).
     """
-    xp = xp_of(g)
+    xp = get_array_module(g)
     dx = xp.empty_like(out)
 
     def block(d, gb, ob):
@@ -61,7 +62,7 @@ def relu_backward(g, out):
 
 class ReLU(Function):
     def forward(self, x):
-        out = relu_forward(x, xp_of(x).empty_like(x))
+        out = relu_forward(x, get_array_module(x).empty_like(x))
         self.save_for_backward(out)
         return out
 
@@ -73,7 +74,7 @@ class AddReLU(Function):
     """relu(a + b) in one pass: the residual join of ResNet blocks (PyTorch fuses it in inference)."""
 
     def forward(self, a, b):
-        xp = xp_of(a, b)
+        xp = get_array_module(a, b)
         self.shapes = (shape_of(a), shape_of(b))
         check_broadcast("add_relu", *self.shapes)
         if self.shapes[0] != self.shapes[1] or getattr(a, "dtype", None) != getattr(b, "dtype", None):
@@ -100,7 +101,7 @@ class AddReLU(Function):
 
 class Sigmoid(Function):
     def forward(self, x):
-        xp = xp_of(x)
+        xp = get_array_module(x)
         out = xp.exp(-xp.logaddexp(0, -x)).astype(x.dtype, copy=False)  # stable for large |x|
         self.save_for_backward(out)
         return out
@@ -112,7 +113,7 @@ class Sigmoid(Function):
 
 def log_softmax_array(x, axis: int):
     """log(softmax(x)) along ``axis`` with the max subtracted for stability."""
-    xp = xp_of(x)
+    xp = get_array_module(x)
     shifted = x - x.max(axis=axis, keepdims=True)
     shifted -= xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
     return shifted
@@ -120,7 +121,7 @@ def log_softmax_array(x, axis: int):
 
 class Softmax(Function):
     def forward(self, x, axis):
-        xp = xp_of(x)
+        xp = get_array_module(x)
         e = xp.exp(x - x.max(axis=axis, keepdims=True))
         e /= e.sum(axis=axis, keepdims=True)
         self.axis = axis
@@ -141,7 +142,7 @@ class LogSoftmax(Function):
 
     def backward(self, g):
         (out,) = self.saved
-        return g - xp_of(g).exp(out) * g.sum(axis=self.axis, keepdims=True), None
+        return g - get_array_module(g).exp(out) * g.sum(axis=self.axis, keepdims=True), None
 
 
 class Dropout(Function):
@@ -183,7 +184,7 @@ def dropout(x, p: float = 0.5, training: bool = True):
         raise ValueError(f"dropout: probability must be in [0, 1], got {p}")
     if not training or p == 0.0:
         return x
-    from lucid import random  # noqa: PLC0415
+    from lucid import random
 
     keep = random.uniform_array(x.shape, x.dtype, x.device) >= p
     mask = keep.astype(x.dtype) * (1.0 / (1.0 - p)) if p < 1.0 else keep.astype(x.dtype)

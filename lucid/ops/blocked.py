@@ -3,7 +3,7 @@
 A NumPy expression of several ops streams every full-size temporary through main
 memory once per op, on one core. Running the same ops block by block keeps each
 block's temporaries in cache, and since NumPy releases the GIL inside its loops,
-blocks can run on all cores at once (DESIGN.md: ~2x on 2 cores). On the GPU (CuPy)
+blocks can run on all cores at once (~2x on 2 cores; docs/design.md, "Performance"). On the GPU (CuPy)
 the whole array is one block: its kernels are already parallel.
 
 Compute-bound kernels (convolutions) share the batch instead (``map_batch``): each
@@ -133,7 +133,7 @@ def map_batch(fn: Callable[[int, int], object], n: int, xp=np) -> list:
 def _blas_libraries() -> list:
     """threadpoolctl controllers of the BLAS libraries loaded now (looked up once)."""
     if _blas_state["libs"] is None:
-        from threadpoolctl import ThreadpoolController  # noqa: PLC0415 - scans the loaded libraries
+        from threadpoolctl import ThreadpoolController  # imported here: scans the loaded libraries
 
         _blas_state["libs"] = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
     return _blas_state["libs"]

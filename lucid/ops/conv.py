@@ -16,7 +16,8 @@ import math
 
 import numpy as np
 
-from lucid.autograd.function import Function, xp_of
+from lucid._backend import get_array_module
+from lucid.autograd.function import Function
 from lucid.ops.blocked import map_batch, map_row_blocks
 from lucid.ops.im2col import ChunkBuffer, batch_chunks, col2im, column_shape, columns, group_major, group_rows
 from lucid.ops.layout import from_nhwc, to_nhwc
@@ -26,7 +27,7 @@ from lucid.ops.window import Window, pair
 def weight_matrix(weight, groups: int):
     """(O, Cg, kh, kw) weights as (G, kh*kw*Cg, Og): the right-hand GEMM operand per group."""
     o, cg, kh, kw = weight.shape
-    out = xp_of(weight).empty((groups, kh * kw, cg, o // groups), weight.dtype)
+    out = get_array_module(weight).empty((groups, kh * kw, cg, o // groups), weight.dtype)
     src = weight.reshape(groups, o // groups, cg, kh * kw).transpose(0, 3, 2, 1)
     transposing_copy(out, src, rows=3, cols=2)
     return out.reshape(groups, kh * kw * cg, o // groups)
@@ -39,7 +40,7 @@ def rotated_weight_matrix(weight, groups: int):
     """
     o, cg, kh, kw = weight.shape
     og = o // groups
-    out = xp_of(weight).empty((groups, kh, kw, og, cg), weight.dtype)
+    out = get_array_module(weight).empty((groups, kh, kw, og, cg), weight.dtype)
     src = weight.reshape(groups, og, cg, kh, kw)[:, :, :, ::-1, ::-1].transpose(0, 3, 4, 1, 2)
     transposing_copy(out, src, rows=3, cols=4)
     return out.reshape(groups, kh * kw * og, cg)
@@ -53,7 +54,7 @@ def weight_from_matrix(wmat, shape, og_major: bool = False):
     """
     o, cg, kh, kw = shape
     groups = wmat.shape[0]
-    out = xp_of(wmat).empty(shape, wmat.dtype)
+    out = get_array_module(wmat).empty(shape, wmat.dtype)
     if og_major:
         src = wmat.reshape(groups, o // groups, kh * kw, cg).transpose(0, 1, 3, 2)
     else:
@@ -68,7 +69,7 @@ def transposing_copy(dst, src, rows: int, cols: int, tile: int = 64) -> None:
     A weight is a few MiB: copied in one go through a transposed view, nearly every
     read misses the cache (a 512x512x3x3 weight: 10-20 ms); in blocks, 2-6 ms.
     """
-    xp = xp_of(dst)
+    xp = get_array_module(dst)
     if xp is not np:
         dst[...] = src
         return
@@ -89,7 +90,7 @@ def conv_nhwc(x, wmat, window: Window, out_hw, bias=None):
     Each thread takes a share of the batch (its im2col chunks and GEMMs, ``map_batch``);
     the bias is added chunk by chunk, while the chunk's output is still in cache.
     """
-    xp = xp_of(x)
+    xp = get_array_module(x)
     groups, _, og = wmat.shape
     out = xp.empty((x.shape[0], out_hw[0], out_hw[1], groups * og), x.dtype)
 
@@ -111,7 +112,7 @@ def conv_grad_weight(x, gy, window: Window, groups: int, shape):
     gy^T @ columns, (Og, K), which OpenBLAS runs up to 1.5x faster than columns^T @ gy
     for these shapes (e.g. 64 x 576 on the Haswell kernel: 42 vs 27 GFLOP/s per core).
     """
-    xp = xp_of(x)
+    xp = get_array_module(x)
     per_image = gy.shape[1] * gy.shape[2]
     gyg = group_major(gy, groups)
     weight_bytes = math.prod(shape) * x.itemsize
@@ -153,7 +154,7 @@ def conv_grad_input(gy, weight, window: Window, groups: int, in_hw):
 
 def _col2im_grad_input(gy, weight, window: Window, groups: int, in_hw):
     """Strided grad input: columns = gy @ W^T per group, scattered back with col2im (per thread's share)."""
-    xp = xp_of(gy)
+    xp = get_array_module(gy)
     n, ho, wo, _ = gy.shape
     c = weight.shape[1] * groups
     wt = weight_matrix(weight, groups).transpose(0, 2, 1)  # (G, Og, K)
@@ -248,7 +249,7 @@ def conv_window(in_hw, weight_hw, stride, padding, dilation, op: str = "conv2d")
     return window, window.output_shape(in_hw)
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1):  # noqa: A002 - torch names
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1):  # shadows a builtin: torch names
     """2-D convolution over an NCHW-shaped input (PyTorch's F.conv2d).
 
     ``stride``, ``padding`` and ``dilation`` are ints or (h, w) pairs; padding may

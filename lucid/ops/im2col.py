@@ -9,7 +9,7 @@ on ResNeXt's narrow groups).
 
 im2col is ONE copy per batch chunk: a strided view of the zero-padded input shows
 every window as (G, kh, kw, Cg), and copying that view fills the columns. In NHWC
-memory the copies move whole runs of channels (DESIGN.md); without groups and
+memory the copies move whole runs of channels (docs/design.md, "Performance"); without groups and
 dilation the kw taps of a kernel row are even one contiguous run of kw*C values.
 
 The batch is processed in chunks whose column buffer stays near ``CHUNK_BYTES``
@@ -27,7 +27,7 @@ from typing import Iterator
 
 import numpy as np
 
-from lucid.autograd.function import xp_of
+from lucid._backend import get_array_module
 from lucid.ops.blocked import map_row_blocks
 from lucid.ops.window import Window
 
@@ -77,7 +77,7 @@ def group_major(a, groups: int):
     """
     if groups == 1:
         return a.reshape(1, -1, a.shape[-1])
-    xp = xp_of(a)
+    xp = get_array_module(a)
     rows, c = a.size // a.shape[-1], a.shape[-1]
     out = xp.empty((groups, rows, c // groups), a.dtype)
     src, dst = a.reshape(rows, groups, c // groups), out
@@ -121,7 +121,7 @@ def columns(x, window: Window, groups: int, out_hw, start: int = 0, stop: int | 
     matrix) and one subsampling copy otherwise. The yielded view is overwritten by
     the next chunk. ``least_bytes``: see ``batch_chunks``.
     """
-    xp = xp_of(x)
+    xp = get_array_module(x)
     n, h, w, c = x.shape
     stop = n if stop is None else stop
     if window.pointwise:
@@ -160,7 +160,7 @@ class PaddedChunks:
         (ph, pw), (hp, wp) = window.padding, ext
         self.direct = ph == 0 and pw == 0 and hp <= h and wp <= w
         if not self.direct:
-            self.buf = xp_of(x).zeros((step, hp, wp, c), x.dtype)
+            self.buf = get_array_module(x).zeros((step, hp, wp, c), x.dtype)
             self.dst = (slice(max(0, ph), min(hp, h + ph)), slice(max(0, pw), min(wp, w + pw)))
             self.src = (slice(max(0, -ph), min(hp, h + ph) - ph), slice(max(0, -pw), min(wp, w + pw) - pw))
 
@@ -175,7 +175,7 @@ class PaddedChunks:
 
 def copy_windows(src, cols, window: Window) -> None:
     """cols[g, n, h, w, i, j, :] = src[n, h*sh + i*dh, w*sw + j*dw, group g] for a padded NHWC chunk."""
-    xp = xp_of(src)
+    xp = get_array_module(src)
     groups, n, ho, wo, kh, kw, cg = cols.shape
     sn, sy, sx, _ = src.strides
     (sh, sw), (dh, dw) = window.stride, window.dilation

@@ -1,7 +1,8 @@
 """Cross-entropy (fused log-softmax + NLL, with label smoothing) and top-k correctness."""
 from __future__ import annotations
 
-from lucid.autograd.function import Function, xp_of
+from lucid._backend import get_array_module
+from lucid.autograd.function import Function
 from lucid.dtypes import is_floating
 from lucid.ops.activation import log_softmax_array
 
@@ -16,7 +17,7 @@ class CrossEntropy(Function):
     """
 
     def forward(self, logits, target, reduction="mean", label_smoothing=0.0, ignore_index=-100):
-        xp = xp_of(logits)
+        xp = get_array_module(logits)
         if reduction not in REDUCTIONS:
             raise ValueError(f"cross_entropy: reduction must be one of {REDUCTIONS}, got {reduction!r}")
         if not 0.0 <= label_smoothing <= 1.0:
@@ -57,7 +58,7 @@ class CrossEntropy(Function):
 
     def backward(self, g):
         logp, q, valid = self.saved
-        xp = xp_of(logp)
+        xp = get_array_module(logp)
         qsum = q.sum(axis=1, keepdims=True)  # 1 for a valid row, 0 for an ignored one
         grad = xp.exp(logp) * qsum - q
         if self.reduction == "none":
@@ -69,7 +70,7 @@ class CrossEntropy(Function):
 
 def topk_correct(logits, target, topk=(1,)) -> list[int]:
     """How many rows have their target among the k highest logits, for each k."""
-    xp = xp_of(logits)
+    xp = get_array_module(logits)
     target_score = xp.take_along_axis(logits, target[:, None], axis=1)
     # rank = number of classes scoring strictly higher than the target's class
     rank = (logits > target_score).sum(axis=1)
@@ -83,7 +84,7 @@ def cross_entropy(input, target, reduction: str = "mean", label_smoothing: float
 
 def accuracy(output, target, topk=(1,)) -> list[float]:
     """Top-k accuracy in percent for each k (the classic ImageNet-example helper)."""
-    from lucid.tensor import Tensor  # noqa: PLC0415
+    from lucid.tensor import Tensor
 
     logits = output.data if isinstance(output, Tensor) else output
     labels = target.data if isinstance(target, Tensor) else target

@@ -1,7 +1,8 @@
 """Matrix products: matmul (NumPy semantics, batched) and the fused linear layer."""
 from __future__ import annotations
 
-from lucid.autograd.function import Function, xp_of
+from lucid._backend import get_array_module
+from lucid.autograd.function import Function
 from lucid.ops.blocked import map_batch
 from lucid.ops.broadcast import unbroadcast
 
@@ -40,7 +41,7 @@ def rows_matmul(a, b):
     Multi-threaded BLAS calls leave OpenBLAS's helper threads spinning for a while,
     taking the cores from the kernels that follow (see lucid.ops.blocked).
     """
-    xp = xp_of(a, b)
+    xp = get_array_module(a, b)
     out = xp.empty((a.shape[0], b.shape[1]), xp.result_type(a, b))
     map_batch(lambda i, j: xp.matmul(a[i:j], b, out=out[i:j]), a.shape[0], xp)
     return out

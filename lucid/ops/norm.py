@@ -3,7 +3,7 @@
 The input is viewed as a matrix (M, C): rows are the N*H*W positions of the
 channels-last memory, so every statistic is a reduction over the leading axis
 and every per-channel coefficient broadcasts along rows. Backward takes the
-few-pass form ``dx = dy*k1 + x*k2 + k3`` with per-channel k's (DESIGN.md).
+few-pass form ``dx = dy*k1 + x*k2 + k3`` with per-channel k's (docs/design.md, "Performance").
 
 Cross-process statistics (SyncBatchNorm) use the ``stats_reduce`` hook. In
 training mode the kernel packs its LOCAL per-channel statistics into one small
@@ -25,7 +25,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from lucid.autograd.function import Function, xp_of
+from lucid._backend import get_array_module
+from lucid.autograd.function import Function
 from lucid.ops.activation import relu_backward
 from lucid.ops.blocked import map_row_blocks
 from lucid.ops.layout import from_nhwc, to_nhwc
@@ -58,12 +59,12 @@ def _accumulate(dtype) -> dict:
 
 def channel_dot(a, b):
     """Per-column sum of a*b for (M, C) arrays, without an (M, C) temporary."""
-    return xp_of(a).einsum("ij,ij->j", a, b, **_accumulate(a.dtype))
+    return get_array_module(a).einsum("ij,ij->j", a, b, **_accumulate(a.dtype))
 
 
 def channel_sum(a):
     """Per-column sum of an (M, C) array (einsum's loop beats ``sum(axis=0)`` here)."""
-    return xp_of(a).einsum("ij->j", a, **_accumulate(a.dtype))
+    return get_array_module(a).einsum("ij->j", a, **_accumulate(a.dtype))
 
 
 # -- rows regrouped wide ------------------------------------------------------------------
@@ -92,7 +93,7 @@ def widen(a, k: int):
 
 def tile(v, k: int):
     """A per-channel vector repeated for the k channel groups of a wide row (``v`` when k is 1)."""
-    return v if v is None or k == 1 else xp_of(v).tile(v, k)
+    return v if v is None or k == 1 else get_array_module(v).tile(v, k)
 
 
 def fold(v, k: int):
@@ -109,7 +110,7 @@ def local_moments(rows):
     Each block is centred on its own float32 mean per column (stable squares), and its
     sum of squares is rebuilt in float64: sum x^2 = sum (x-c)^2 + 2c sum x - n c^2.
     """
-    xp = xp_of(rows)
+    xp = get_array_module(rows)
     f64 = xp.float64
     m, c = rows.shape
     k = wide_factor(rows)
@@ -134,7 +135,7 @@ def grad_sums(dy, rows, mean, relu_out=None, masked=None):
     With ``relu_out`` (the output of a fused ReLU), dy is first masked by its sign and
     written into ``masked`` block by block, in the same pass.
     """
-    xp = xp_of(dy)
+    xp = get_array_module(dy)
     f64 = xp.float64
     centre = mean.astype(rows.dtype)
     k = wide_factor(rows, dy, relu_out, masked)
@@ -161,7 +162,7 @@ def affine_rows(rows, k1, k0=None, dy=None, k=None, relu: bool = False, out=None
     k0, dy and k are optional. The result goes into ``out`` (which may be ``dy`` or
     ``rows``) or a new array. A few in-place ops per block, each block in cache.
     """
-    xp = xp_of(rows)
+    xp = get_array_module(rows)
     result = xp.empty(rows.shape, rows.dtype) if out is None else out
     w = wide_factor(rows, dy, result)
     out_is_dy = dy is not None and out is dy
@@ -210,7 +211,7 @@ def _global_stats(packed, local_rows: int):
             f"(local input rows {local_rows})"
         )
     mean = packed[1] / count
-    var = xp_of(packed).maximum(packed[2] / count - mean * mean, 0.0)
+    var = get_array_module(packed).maximum(packed[2] / count - mean * mean, 0.0)
     return count, mean, var
 
 
@@ -223,7 +224,7 @@ class BatchNorm(Function):
 
     def forward(self, x, weight=None, bias=None, *, running_mean, running_var, training, momentum, eps, stats_reduce,
                 relu=False):
-        xp = xp_of(x)
+        xp = get_array_module(x)
         rows = as_rows(x)
         gamma, beta = _affine(xp, weight, bias, rows.shape[1])
         count = None
@@ -255,7 +256,7 @@ class BatchNorm(Function):
             dy = relu_backward(dy, y) if fresh else dy
             return from_rows(affine_rows(dy, gamma * invstd, out=dy if fresh else None), self.shape), None, None
         if fresh:
-            masked = xp_of(dy).empty(y.shape, y.dtype)
+            masked = get_array_module(dy).empty(y.shape, y.dtype)
             local = grad_sums(dy, rows, mean, y, masked)
             dy = masked
         else:
@@ -284,7 +285,7 @@ class BatchNorm(Function):
 
 
 def batch_norm(
-    input,  # noqa: A002 - torch names
+    input,  # shadows a builtin: torch names
     running_mean,
     running_var,
     weight=None,

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from lucid.autograd.function import Function, xp_of
+from lucid import _backend
+from lucid._backend import get_array_module
+from lucid.autograd.function import Function
 from lucid.ops.blocked import map_row_blocks
 from lucid.ops.layout import from_nhwc, to_nhwc
 from lucid.ops.window import Window, adaptive_bins, pair
@@ -22,7 +24,7 @@ class MaxPool2d(Function):
     """
 
     def forward(self, x, *, window: Window, out_hw):
-        xp = xp_of(x)
+        xp = get_array_module(x)
         xh = to_nhwc(x)
         n, h, w, c = xh.shape
         out = xp.empty((n, out_hw[0], out_hw[1], c), x.dtype)
@@ -53,7 +55,7 @@ class MaxPool2d(Function):
         maxima only the first one (in tap order) receives it.
         """
         xh, out = self.saved
-        xp = xp_of(xh)
+        xp = get_array_module(xh)
         gy = to_nhwc(g)
         dx = xp.zeros_like(xh)
         taps = [t[2:] for t in self.window.taps(xh.shape[1:3], out.shape[1:3])]
@@ -81,7 +83,7 @@ class AvgPool2d(Function):
     """
 
     def forward(self, x, *, window: Window, out_hw, scale):
-        xp = xp_of(x)
+        xp = get_array_module(x)
         xh = to_nhwc(x)
         out = xp.zeros((x.shape[0], out_hw[0], out_hw[1], x.shape[1]), x.dtype)
         taps = [t[2:] for t in window.taps(xh.shape[1:3], out_hw)]
@@ -98,7 +100,7 @@ class AvgPool2d(Function):
 
     def backward(self, g):
         gy = to_nhwc(g)
-        xp = xp_of(gy)
+        xp = get_array_module(gy)
         dx = xp.zeros((gy.shape[0], self.in_hw[0], self.in_hw[1], gy.shape[3]), gy.dtype)
         taps = [t[2:] for t in self.window.taps(self.in_hw, gy.shape[1:3])]
 
@@ -122,7 +124,7 @@ class AdaptiveAvgPool2d(Function):
             kh, kw = h // out_hw[0], w // out_hw[1]
             out = xh.reshape(n, out_hw[0], kh, out_hw[1], kw, c).mean(axis=(2, 4))
             return from_nhwc(out)
-        out = xp_of(x).empty((n, out_hw[0], out_hw[1], c), x.dtype)
+        out = get_array_module(x).empty((n, out_hw[0], out_hw[1], c), x.dtype)
         for i, (h0, h1) in enumerate(adaptive_bins(h, out_hw[0])):
             for j, (w0, w1) in enumerate(adaptive_bins(w, out_hw[1])):
                 out[:, i, j] = xh[:, h0:h1, w0:w1].mean(axis=(1, 2))
@@ -130,7 +132,7 @@ class AdaptiveAvgPool2d(Function):
 
     def backward(self, g):
         gy = to_nhwc(g)
-        xp = xp_of(gy)
+        xp = get_array_module(gy)
         n, _, _, c = gy.shape
         (h, w), (oh, ow) = self.in_hw, self.out_hw
         if h % oh == 0 and w % ow == 0:
@@ -191,14 +193,14 @@ def _avg_scale(window: Window, in_hw, out_hw, count_include_pad: bool, divisor_o
 
 
 # -- public functions ---------------------------------------------------------------
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False):  # noqa: A002
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False):  # shadows a builtin: torch names
     """Max pooling over an NCHW-shaped input (PyTorch's F.max_pool2d); padding counts as -inf."""
     window, out_hw = _pool_window("max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode)
     return MaxPool2d.apply(input, window=window, out_hw=out_hw)
 
 
 def avg_pool2d(
-    input,  # noqa: A002
+    input,  # shadows a builtin: torch names
     kernel_size,
     stride=None,
     padding=0,
@@ -210,13 +212,11 @@ def avg_pool2d(
     window, out_hw = _pool_window("avg_pool2d", input, kernel_size, stride, padding, 1, ceil_mode)
     scale = _avg_scale(window, input.shape[2:], out_hw, count_include_pad, divisor_override, input.dtype)
     if not isinstance(scale, float):
-        from lucid import _backend  # noqa: PLC0415
-
         scale = _backend.to_device(scale, input.device)
     return AvgPool2d.apply(input, window=window, out_hw=out_hw, scale=scale)
 
 
-def adaptive_avg_pool2d(input, output_size):  # noqa: A002
+def adaptive_avg_pool2d(input, output_size):  # shadows a builtin: torch names
     """Average pooling to a fixed output size (PyTorch's F.adaptive_avg_pool2d); None keeps that input size."""
     _check_4d("adaptive_avg_pool2d", input)
     sizes = output_size if isinstance(output_size, (tuple, list)) else (output_size, output_size)

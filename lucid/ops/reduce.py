@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import builtins
 
-from lucid.autograd.function import Function, xp_of
+from lucid._backend import get_array_module
+from lucid.autograd.function import Function
 
 
 def normalize_axes(axis, ndim: int) -> tuple[int, ...] | None:
@@ -21,7 +22,7 @@ def normalize_axes(axis, ndim: int) -> tuple[int, ...] | None:
 
 def expand_to(g, shape: tuple, axes, keepdims: bool):
     """Broadcast a reduced gradient back over the reduced axes (a read-only view)."""
-    xp = xp_of(g)
+    xp = get_array_module(g)
     if not keepdims and axes is not None:
         for a in axes:
             g = xp.expand_dims(g, a)
@@ -101,7 +102,7 @@ class Min(_Extreme):
 
 
 # -- public functions -------------------------------------------------------------
-def sum(x, dim=None, keepdim: bool = False):  # noqa: A001 - torch.sum
+def sum(x, dim=None, keepdim: bool = False):  # shadows a builtin: torch.sum
     return Sum.apply(x, dim, keepdim)
 
 
@@ -125,14 +126,14 @@ class _ValuesIndices(tuple):
         return self[1]
 
 
-def max(x, dim=None, keepdim: bool = False):  # noqa: A001 - torch.max
+def max(x, dim=None, keepdim: bool = False):  # shadows a builtin: torch.max
     """The largest value; with ``dim``, (values, indices) along it, as torch.max."""
     if dim is None:
         return Max.apply(x, None, False)
     return _ValuesIndices((Max.apply(x, dim, keepdim), argmax(x, dim, keepdim)))
 
 
-def min(x, dim=None, keepdim: bool = False):  # noqa: A001 - torch.min
+def min(x, dim=None, keepdim: bool = False):  # shadows a builtin: torch.min
     """The smallest value; with ``dim``, (values, indices) along it, as torch.min."""
     if dim is None:
         return Min.apply(x, None, False)
@@ -140,15 +141,15 @@ def min(x, dim=None, keepdim: bool = False):  # noqa: A001 - torch.min
 
 
 def _arg(name: str, x, dim, keepdim: bool):
-    from lucid.tensor import Tensor  # noqa: PLC0415
+    from lucid.tensor import Tensor
 
     if dim is None:
         out = getattr(x.data, name)()
-        return Tensor._wrap(xp_of(x.data).asarray(out, dtype="int64"), x.device)
+        return Tensor._wrap(get_array_module(x.data).asarray(out, dtype="int64"), x.device)
     (axis,) = normalize_axes(dim, x.ndim)
     out = getattr(x.data, name)(axis=axis)
     if keepdim:
-        out = xp_of(out).expand_dims(out, axis)
+        out = get_array_module(out).expand_dims(out, axis)
     return Tensor._wrap(out.astype("int64", copy=False), x.device)
 
 

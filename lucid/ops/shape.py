@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from lucid import _backend
-from lucid.autograd.function import Function, xp_of
+from lucid._backend import get_array_module
+from lucid.autograd.function import Function
 from lucid.ops.broadcast import unbroadcast
 
 
@@ -35,7 +36,7 @@ class Permute(Function):
 class Expand(Function):
     def forward(self, x, shape):
         self.shape = x.shape
-        return xp_of(x).broadcast_to(x, shape)
+        return get_array_module(x).broadcast_to(x, shape)
 
     def backward(self, g):
         return unbroadcast(g, self.shape), None
@@ -55,7 +56,7 @@ class GetItem(Function):
             raise IndexError(f"index {index!r} is out of range for a tensor of shape {tuple(x.shape)}: {exc}") from None
 
     def backward(self, g):
-        xp = xp_of(g)
+        xp = get_array_module(g)
         out = xp.zeros(self.shape, dtype=g.dtype)
         if _is_advanced(self.index):
             _backend.scatter_add(xp, out, self.index, g)
@@ -77,7 +78,7 @@ class Cat(Function):
                 )
         self.axis = axis
         self.sizes = [a.shape[axis] for a in arrays]
-        return xp_of(*arrays).concatenate(arrays, axis=axis)
+        return get_array_module(*arrays).concatenate(arrays, axis=axis)
 
     def backward(self, g):
         grads, start = [], 0
@@ -95,10 +96,10 @@ class Stack(Function):
             if a.shape != arrays[0].shape:
                 raise ValueError(f"stack: shapes {tuple(arrays[0].shape)} and {tuple(a.shape)} differ")
         self.axis = axis % (arrays[0].ndim + 1)
-        return xp_of(*arrays).stack(arrays, axis=self.axis)
+        return get_array_module(*arrays).stack(arrays, axis=self.axis)
 
     def backward(self, g):
-        xp = xp_of(g)
+        xp = get_array_module(g)
         return tuple(
             xp.take(g, i, axis=self.axis) if need else None for i, need in enumerate(self.needs_input_grad)
         )
@@ -116,7 +117,7 @@ class Pad(Function):
         if any(b < 0 or a < 0 for b, a in widths):
             raise ValueError(f"pad: negative padding {tuple(pad)} is not supported")
         self.slices = tuple(slice(b, b + n) for (b, _), n in zip(widths, x.shape))
-        return xp_of(x).pad(x, widths, mode="constant", constant_values=value)
+        return get_array_module(x).pad(x, widths, mode="constant", constant_values=value)
 
     def backward(self, g):
         return g[self.slices], None, None
@@ -173,14 +174,14 @@ def unsqueeze(x, dim: int):
 def expand(x, *shape):
     shape = _shape_arg(shape)
     shape = tuple(x.shape[i - (len(shape) - x.ndim)] if s == -1 else s for i, s in enumerate(shape))
-    from lucid.ops.broadcast import check_broadcast  # noqa: PLC0415
+    from lucid.ops.broadcast import check_broadcast
 
     check_broadcast("expand", x.shape, shape, target=shape)
     return Expand.apply(x, shape)
 
 
 def getitem(x, index):
-    from lucid.tensor import Tensor  # noqa: PLC0415
+    from lucid.tensor import Tensor
 
     def raw(i):
         return i.data if isinstance(i, Tensor) else i

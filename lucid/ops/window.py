@@ -1,11 +1,13 @@
 """Sliding-window geometry shared by convolution and pooling.
 
 A 2-D window has a kernel size, stride, (leading) padding and dilation per
-spatial axis. Kernels never build padded copies: for every kernel tap (i, j)
-``Window.taps`` gives the block of output positions whose tap lands inside the
-input, and the strided block of input it reads. Whatever a tap would read from
-the padding is simply skipped, so padding may even be asymmetric ("same") or
-negative (cropping), which the rotated-weight gradient of a convolution needs.
+spatial axis. For every kernel tap (i, j) ``Window.taps`` gives the block of
+output positions whose tap lands inside the input, and the strided block of input
+it reads; whatever a tap would read from the padding is skipped, so padding may be
+asymmetric ("same") or negative (cropping), which the rotated-weight gradient of a
+convolution needs. Pooling walks these taps and never pads; the convolution's
+im2col instead copies each batch chunk once into a zero-bordered buffer
+(``im2col.PaddedChunks``), so that its window copies are plain strided slices.
 """
 from __future__ import annotations
 

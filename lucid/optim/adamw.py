@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
-from lucid.autograd.function import xp_of
+from lucid._backend import get_array_module
 from lucid.optim.optimizer import Optimizer, blocks, check_non_negative
 from lucid.optim.registry import register_optimizer
 from lucid.tensor import Tensor
@@ -40,7 +40,7 @@ class AdamW(Optimizer):
         super().__init__(params, defaults)
 
     def _update(self, p: Tensor, grad, group: dict, state: dict) -> None:
-        xp = xp_of(p.data)
+        xp = get_array_module(p.data)
         if not state:
             state["step"] = 0
             names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())

@@ -186,5 +186,5 @@ def _cast_like(value: Any, p: Tensor) -> Any:
     array = value.data if isinstance(value, Tensor) else value
     array = _backend.to_device(array, p.device)
     dtype = p.dtype if is_floating(array.dtype) else array.dtype
-    xp = _backend.xp_for(p.device)
+    xp = _backend.get_array_module(p.device)
     return Tensor._wrap(xp.array(array, dtype=dtype, copy=True), p.device)

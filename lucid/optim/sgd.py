@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from lucid.autograd.function import xp_of
+from lucid._backend import get_array_module
 from lucid.optim.optimizer import Optimizer, blocks, check_non_negative
 from lucid.optim.registry import register_optimizer
 from lucid.tensor import Tensor
@@ -37,7 +37,7 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _update(self, p: Tensor, grad, group: dict, state: dict) -> None:
-        xp = xp_of(p.data)
+        xp = get_array_module(p.data)
         buf = None
         first = False
         if group["momentum"] != 0:

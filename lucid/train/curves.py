@@ -71,7 +71,7 @@ def plot_runs(runs: list[RunCurves], x: str = "step", size: tuple[int, int] = (1
     if x not in AXES:
         raise ValueError(f"x must be one of {', '.join(AXES)}, got {x!r}")
     require_matplotlib()
-    from matplotlib.figure import Figure  # noqa: PLC0415 - optional extra
+    from matplotlib.figure import Figure  # imported here: optional extra
 
     fig = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi, layout="constrained")
     axes = fig.subplots(1, len(PANELS))
@@ -88,6 +88,6 @@ def plot_runs(runs: list[RunCurves], x: str = "step", size: tuple[int, int] = (1
 
 def save_png(fig, path: str) -> None:
     """Write ``fig`` as PNG at its own size and dpi (no bbox cropping, so the size is exact)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig).print_png(path)

@@ -28,28 +28,29 @@ def _dataset(cfg: DataConfig, split: str, num_classes: int, seed: int):
     return SOURCES.build(cfg.source, cfg, split, num_classes, seed, transform, **cfg.source_args)
 
 
-def build_val_loader(cfg: DataConfig, num_classes: int, rank: int, world: int, seed: int) -> data.DataLoader:
-    """This rank's share of the validation split, every image exactly once over all ranks."""
+def build_val_loader(cfg: DataConfig, num_classes: int, rank: int, world: int, seed: int, batch_size: int) -> data.DataLoader:
+    """This rank's share of the validation split, every image exactly once over all ranks;
+    batches of ``cfg.eval_batch_size``, else ``batch_size``."""
     val_set = _dataset(cfg, "val", num_classes, seed)
     if getattr(val_set, "on_error", None) == "skip":  # count exactly the readable images, never a duplicate
         val_set = data.LeaveOutUnreadable(val_set)
     val_sampler = data.DistributedSampler(len(val_set), world, rank, shuffle=False, eval_mode=True)
-    return data.DataLoader(
-        val_set, cfg.eval_batch_size or cfg.batch_size, sampler=val_sampler, num_workers=cfg.workers, seed=seed
-    )
+    return data.DataLoader(val_set, cfg.eval_batch_size or batch_size, sampler=val_sampler, num_workers=cfg.workers, seed=seed)
 
 
-def build_data(cfg: DataConfig, num_classes: int, rank: int, world: int, seed: int) -> RunData:
-    """Loaders for this rank; ``cfg.batch_size`` is the per-rank batch."""
+def build_data(cfg: DataConfig, num_classes: int, rank: int, world: int, seed: int, batch_size: int | None = None) -> RunData:
+    """Loaders for this rank; ``batch_size`` is the per-rank batch (``cfg.batch_size`` unless
+    the run resolved another one, e.g. to keep a checkpoint's global batch)."""
+    batch_size = cfg.batch_size if batch_size is None else batch_size
     train_set = _dataset(cfg, "train", num_classes, seed)
-    if len(train_set) < cfg.batch_size * world:
+    if len(train_set) < batch_size * world:
         raise ValueError(
             f"data: {len(train_set)} training samples cannot fill one global batch of "
-            f"{cfg.batch_size} x {world} ranks; lower data.batch_size"
+            f"{batch_size} x {world} ranks; lower data.batch_size"
         )
     train_sampler = data.DistributedSampler(len(train_set), world, rank, shuffle=True, seed=seed, drop_last=True)
     train_loader = data.DataLoader(
-        train_set, cfg.batch_size, sampler=train_sampler, num_workers=cfg.workers, drop_last=True, seed=seed
+        train_set, batch_size, sampler=train_sampler, num_workers=cfg.workers, drop_last=True, seed=seed
     )
-    val_loader = build_val_loader(cfg, num_classes, rank, world, seed)
+    val_loader = build_val_loader(cfg, num_classes, rank, world, seed, batch_size)
     return RunData(train_loader, val_loader, train_sampler, num_classes)

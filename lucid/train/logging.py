@@ -49,7 +49,7 @@ class Progress:
     def start(self, epoch: int, epochs: int, total: int, done: int) -> None:
         if not self.show_bar:
             return
-        from tqdm import tqdm  # noqa: PLC0415
+        from tqdm import tqdm
 
         self.bar = tqdm(total=total, initial=done, desc=f"epoch {epoch + 1}/{epochs}", unit="step", dynamic_ncols=True, leave=True)
 

@@ -114,7 +114,7 @@ class StopSignals:
         if self.exit_fn is not None:
             self.exit_fn(message, code)
             return
-        from lucid.distributed.failure import abort  # noqa: PLC0415
+        from lucid.distributed.failure import abort
 
         abort(message, code)
 

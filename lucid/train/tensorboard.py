@@ -40,15 +40,15 @@ class TensorBoardLog:
 
     def __init__(self, log_dir: str):
         require_tensorboardx()
-        from tensorboardX.event_file_writer import EventsWriter  # noqa: PLC0415 - optional extra
+        from tensorboardX.event_file_writer import EventsWriter  # imported here: optional extra
 
         os.makedirs(log_dir, exist_ok=True)
         self.log_dir = log_dir
         self.events = EventsWriter(os.path.join(log_dir, "events"))
 
     def write(self, kind: str, record: dict) -> None:
-        from tensorboardX.proto.event_pb2 import Event  # noqa: PLC0415
-        from tensorboardX.summary import scalar  # noqa: PLC0415
+        from tensorboardX.proto.event_pb2 import Event
+        from tensorboardX.summary import scalar
 
         values = scalars(kind, record)
         for tag, value in values.items():

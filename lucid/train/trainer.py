@@ -20,11 +20,12 @@ import lucid.distributed as dist
 import lucid.nn.functional as F
 from lucid.distributed import checkpoint
 from lucid.distributed.consistency import ReplicaCheck, check_same_settings
-from lucid.models import create_model
 from lucid.train import run_dir
 from lucid.train.config import TrainConfig
 from lucid.train.data_setup import build_data
+from lucid.train.evaluation import evaluate_model
 from lucid.train.logging import MetricsLog, Progress
+from lucid.train.model_setup import build_model
 from lucid.train.optim_setup import build_optimizer, build_scheduler, scaled_lr
 from lucid.train.preemption import Preempted, StepVotes, StopSignals
 from lucid.train.skipped_images import SkippedImages
@@ -66,10 +67,10 @@ class Trainer:
         self.progress = Progress(self.main, cfg.run.progress)
         loaded = self._find_checkpoint(resume)
         self.resumed_from = loaded[0] if loaded is not None else None
-        self._settle_batch(loaded)
+        self.batch_size, self.global_batch = self._settle_batch(loaded)
         lucid.manual_seed(cfg.run.seed)
-        self.model = self._build_model()
-        self.data = build_data(cfg.data, cfg.model.num_classes, self.rank, self.world, cfg.run.seed)
+        self.model = build_model(cfg, self.device, self.world)
+        self.data = build_data(cfg.data, cfg.model.num_classes, self.rank, self.world, cfg.run.seed, self.batch_size)
         self.ddp = dist.DistributedDataParallel(self.model, compression="fp16" if cfg.run.fp16_compression else None, votes=2)
         self.replica_check = ReplicaCheck(self.model, cfg.run.replica_check_interval)
         self.votes = StepVotes(stop, cfg.run.ckpt_minutes)
@@ -91,14 +92,6 @@ class Trainer:
             self._restore(*loaded)
 
     # -- set-up --------------------------------------------------------------------
-    def _build_model(self):
-        cfg = self.cfg
-        model = create_model(cfg.model.name, num_classes=cfg.model.num_classes, **cfg.model.overrides)
-        model = model.to(self.device).to(cfg.run.dtype)
-        if cfg.run.sync_bn and self.world > 1:
-            model = dist.SyncBatchNorm.convert_sync_batchnorm(model)
-        return model
-
     def _find_checkpoint(self, resume: str | None):
         """(path, state, rank_state) of the checkpoint to resume from, or None.
 
@@ -117,24 +110,27 @@ class Trainer:
         path, (state, rank_state, _) = found
         return path, state, rank_state
 
-    def _settle_batch(self, loaded) -> None:
-        """Keep the checkpoint's global batch at any world size (so the maths of a step is unchanged)."""
+    def _settle_batch(self, loaded) -> tuple[int, int]:
+        """(per-rank batch, global batch) of this run: the config's, or the checkpoint's
+        global batch split over this world size (so the maths of a step is unchanged).
+        The config itself stays as it was read."""
         d, run = self.cfg.data, self.cfg.run
-        self.global_batch = d.batch_size * self.world * run.grad_accum
+        global_batch = d.batch_size * self.world * run.grad_accum
         if loaded is None:
-            return
+            return d.batch_size, global_batch
         saved = loaded[1]["global_batch"]
-        if saved == self.global_batch:
-            return
+        if saved == global_batch:
+            return d.batch_size, global_batch
         per_rank, rest = divmod(saved, self.world * run.grad_accum)
         if rest or per_rank < 1:
             raise ValueError(
                 f"{loaded[0]} was trained with a global batch of {saved}, which {self.world} ranks x "
                 f"grad_accum {run.grad_accum} cannot split evenly; choose a world size that divides it"
             )
-        self.progress.write(f"resuming at world size {self.world}: data.batch_size {d.batch_size} -> {per_rank} per rank (global batch {saved})")
-        d.batch_size = per_rank
-        self.global_batch = saved
+        self.progress.write(
+            f"resuming at world size {self.world}: data.batch_size {d.batch_size} -> {per_rank} per rank (global batch {saved})"
+        )
+        return per_rank, saved
 
     # -- checkpoints ---------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -251,13 +247,13 @@ class Trainer:
         resume_step = self.step if self.resumed_from is not None else None
         self.log.write(
             "run_start", world_size=self.world, device=self.device, global_batch=self.global_batch,
-            batch_per_rank=cfg.data.batch_size, grad_accum=cfg.run.grad_accum, lr=lr,
+            batch_per_rank=self.batch_size, grad_accum=cfg.run.grad_accum, lr=lr,
             resume_from=self.resumed_from, resume_step=resume_step, epoch=self.epoch, lucid_version=lucid.__version__,
         )
         start = f"resuming {self.resumed_from} at step {self.step}" if self.resumed_from else "fresh start"
         self.progress.write(
             f"run {cfg.run.name!r} in {self.run_dir}: {cfg.model.name} on {self.world} rank(s) x {self.device}, "
-            f"global batch {self.global_batch} ({cfg.data.batch_size} per rank x {self.world} x grad_accum "
+            f"global batch {self.global_batch} ({self.batch_size} per rank x {self.world} x grad_accum "
             f"{cfg.run.grad_accum}), lr {lr:.4g}, {start}"
         )
 
@@ -280,7 +276,7 @@ class Trainer:
                 break
             loss = self._train_step(batches)
             if ids is not None:
-                b = self.cfg.data.batch_size * run.grad_accum
+                b = self.batch_size * run.grad_accum
                 k = step_in_epoch - done
                 self._log_samples(ids[k * b : (k + 1) * b])
             window["loss"] += loss
@@ -359,23 +355,16 @@ class Trainer:
     # -- evaluation ----------------------------------------------------------------
     def evaluate(self) -> dict:
         """Exact top-1/top-5 and mean loss over the whole validation set (every rank a share)."""
-        self.model.eval()
-        k = min(5, self.cfg.model.num_classes)
-        meter = dist.ClassificationMeter(topk=(1, k))
         self.skipped_images.begin("val")
-        with lucid.no_grad():
-            for images, labels in self.data.val_loader:
-                logits = self.model(images.to(self.device).to(self.cfg.run.dtype))
-                labels = labels.to(self.device)
-                meter.update(logits, labels, loss_sum=F.cross_entropy(logits, labels, reduction="sum").item())
-        stats = meter.compute()
+        stats = evaluate_model(self.model, self.data.val_loader, self.device, self.cfg.run.dtype, self.cfg.model.num_classes)
         stats["skipped_images"] = self.skipped_images.collect("val")
         self.model.train()
-        self.last_eval = {"step": self.step, "top1": stats["top1"], "top5": stats[f"top{k}"], "loss": stats["loss"]}
+        k = stats["k"]
+        self.last_eval = {"step": self.step, "top1": stats["top1"], "top5": stats["topk"], "loss": stats["loss"]}
         self.log.write("eval", step=self.step, epoch=self.epoch, count=stats["count"], skipped_images=stats["skipped_images"],
                        **{m: self.last_eval[m] for m in ("top1", "top5", "loss")})
         self.progress.write(
             f"eval at step {self.step} (epoch {self.epoch + 1}): top-1 {stats['top1']:.2f}%  "
-            f"top-{k} {stats[f'top{k}']:.2f}%  loss {stats['loss']:.4f}  ({stats['count']} images)"
+            f"top-{k} {stats['topk']:.2f}%  loss {stats['loss']:.4f}  ({stats['count']} images)"
         )
         return self.last_eval

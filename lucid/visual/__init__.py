@@ -8,8 +8,8 @@ Command line: ``python -m lucid.visual chart resnet_50 --input 1,3,224,224 -o re
 and ``python -m lucid.visual summary resnet_50``.
 """
 from lucid.visual.grammar import Flowchart, parse_flowchart
-from lucid.visual.kinds import KIND_COLORS, layer_kind
 from lucid.visual.items import ChartItem
+from lucid.visual.kinds import KIND_COLORS, layer_kind
 from lucid.visual.mermaid import build_mermaid_chart
 from lucid.visual.summary import ModelSummary, summary
 from lucid.visual.trace import ModuleRecord, Trace, trace, trace_graph

@@ -64,7 +64,7 @@ def _model_and_input(args) -> tuple[object, tuple[int, ...], str]:
         raise ValueError("give either a model name or --config FILE" + (", not both" if args.model else ""))
     if args.model is not None:
         return create_model(args.model, **dict(args.set)), args.input or (1, 3, 224, 224), args.model
-    from lucid.train.config import load_config  # noqa: PLC0415 - only for --config
+    from lucid.train.config import load_config  # imported here: only for --config
 
     cfg = load_config(args.config)
     model = create_model(cfg.model.name, num_classes=cfg.model.num_classes, **(cfg.model.overrides | dict(args.set)))

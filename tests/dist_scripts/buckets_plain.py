@@ -135,7 +135,7 @@ out["step1_err"] = max_err(reference(shards))
 views = {}
 for b in reducer.buckets:
     base = b.buffer.__array_interface__["data"][0]
-    for i, (name, p) in enumerate(zip(b.names, b.params)):
+    for name, p in zip(b.names, b.params):
         if p.grad is not None:
             offset = p.grad.data.__array_interface__["data"][0] - base
             views[name] = [bool(np.shares_memory(p.grad.data, b.buffer)), int(offset), p.grad is grad_objects[name]]

@@ -114,7 +114,9 @@ for step in range(STEPS):
         loss = loss * float("nan")
     loss.backward()
     if step == 0:  # every gradient is a view into its bucket's buffer: nothing was copied
-        views = [(p.grad is b.grads[i], np.shares_memory(p.grad.data, b.buffer)) for b in ddp.reducer.buckets for i, p in enumerate(b.params)]
+        views = [
+            (p.grad is b.grads[i], np.shares_memory(p.grad.data, b.buffer)) for b in ddp.reducer.buckets for i, p in enumerate(b.params)
+        ]
         grad_views = [sum(a and s for a, s in views), len(views), len(list(ddp.parameters()))]
     if MODE == "torch":
         opt.step()
@@ -141,6 +143,7 @@ bufs = dict(ddp.module.named_buffers())
 buf_err = max([float(np.abs(bufs[n].numpy() - b.numpy()).max()) for n, b in ref.named_buffers()] or [0.0])
 checksum = [float(np.sum(p.detach().numpy())) for p in ddp.module.parameters()] + [float(np.sum(b.numpy())) for b in ddp.module.buffers()]
 report(
-    r, oks=oks, param_err=param_err, buf_err=buf_err, eval_err=eval_err, train_reduce_calls=train_calls, eval_reduce_calls=len(calls) - train_calls,
-    skipped=ddp.skipped_steps, grad_views=grad_views, n_buckets=len(ddp.reducer.buckets), checksum=checksum, n_buffers=len(bufs), local_sizes=[len(k) for k in batch(0)[2]],
+    r, oks=oks, param_err=param_err, buf_err=buf_err, eval_err=eval_err, train_reduce_calls=train_calls,
+    eval_reduce_calls=len(calls) - train_calls, skipped=ddp.skipped_steps, grad_views=grad_views,
+    n_buckets=len(ddp.reducer.buckets), checksum=checksum, n_buffers=len(bufs), local_sizes=[len(k) for k in batch(0)[2]],
 )

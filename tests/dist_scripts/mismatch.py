@@ -3,7 +3,6 @@ import sys
 
 from script_io import report
 
-import lucid
 import lucid.distributed as dist
 import lucid.nn as nn
 

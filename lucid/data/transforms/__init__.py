@@ -9,8 +9,9 @@ from lucid.data.transforms.array import (
     ToPILImage,
     ToTensor,
 )
-from lucid.data.transforms.base import Compose, Transform
+from lucid.data.transforms.base import Transform
 from lucid.data.transforms.color import ColorJitter, Grayscale
+from lucid.data.transforms.compose import Compose
 from lucid.data.transforms.geometry import (
     INTERPOLATIONS,
     CenterCrop,

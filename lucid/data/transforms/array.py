@@ -115,7 +115,7 @@ class ToTensor(ToArray):
     HWC array (channels-last), as lucid's kernels want it."""
 
     def wrap(self, arr: np.ndarray):
-        from lucid.tensor import Tensor  # noqa: PLC0415
+        from lucid.tensor import Tensor
 
         return Tensor._wrap(arr.transpose(2, 0, 1), "cpu")
 

@@ -32,13 +32,13 @@ from lucid.distributed.backends.staged import StagedTransport
 
 
 def _no_gpu() -> str | None:
-    from lucid import _backend  # noqa: PLC0415
+    from lucid import _backend
 
     return None if _backend.gpu_available() else "CuPy sees no usable GPU"
 
 
 def _no_cuda_aware() -> str | None:
-    from lucid.distributed import gpu  # noqa: PLC0415
+    from lucid.distributed import gpu
 
     return _no_gpu() or (
         None
@@ -48,7 +48,7 @@ def _no_cuda_aware() -> str | None:
 
 
 def _no_nccl() -> str | None:
-    from lucid.distributed import gpu  # noqa: PLC0415
+    from lucid.distributed import gpu
 
     return _no_gpu() or (None if gpu.nccl_available() else "cupy.cuda.nccl is not usable (install nvidia-nccl-cu12)")
 

@@ -7,7 +7,7 @@ from lucid.distributed.backends.mpi import MPITransport
 
 
 def _sync_current_stream() -> None:
-    from lucid.distributed import gpu  # noqa: PLC0415
+    from lucid.distributed import gpu
 
     gpu.sync_current_stream()
 

@@ -30,8 +30,8 @@ def half_route() -> str:
     forced = os.environ.get("LUCID_MPI_HALF")
     if forced in ("native", "op"):
         return forced
-    from mpi4py import MPI  # noqa: PLC0415
-    from mpi4py.util import dtlib  # noqa: PLC0415
+    from mpi4py import MPI
+    from mpi4py.util import dtlib
 
     try:
         native = dtlib.from_numpy_dtype(np.float16) != MPI.DATATYPE_NULL
@@ -42,7 +42,7 @@ def half_route() -> str:
 
 def sum_args(buffer) -> tuple[Any, Any]:
     """(buffer spec, op) for a sum all-reduce of ``buffer`` (host memory)."""
-    from mpi4py import MPI  # noqa: PLC0415
+    from mpi4py import MPI
 
     if buffer.dtype == np.float16 and half_route() == "op":
         global _half_op
@@ -61,7 +61,7 @@ class MPITransport(Transport):
         self.comm = comm
 
     def iallreduce(self, buffer) -> Any:
-        from mpi4py import MPI  # noqa: PLC0415
+        from mpi4py import MPI
 
         spec, op = sum_args(buffer)
         return self.comm.Iallreduce(MPI.IN_PLACE, spec, op=op)

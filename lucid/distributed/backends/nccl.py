@@ -14,7 +14,7 @@ from lucid.distributed.backends.base import Transport
 
 
 def _cupy():
-    from lucid import _backend  # noqa: PLC0415
+    from lucid import _backend
 
     return _backend.cupy_module()
 
@@ -47,7 +47,7 @@ class NCCLTransport(Transport):
 
     @staticmethod
     def _nccl_all_reduce(comm) -> Callable[[Any, Any], None]:
-        from cupy.cuda import nccl  # noqa: PLC0415
+        from cupy.cuda import nccl
 
         uid = nccl.get_unique_id() if comm.Get_rank() == 0 else None
         uid = comm.bcast(uid, root=0)

@@ -111,7 +111,7 @@ def choose_transport(name: str, device: str, comm, wire_dtypes=()) -> Any:
     After the choice, the ranks also compare how each dtype in ``wire_dtypes`` will be
     summed (e.g. MPI's float16 type vs a user-defined sum) and fail alike if that differs.
     """
-    from lucid.distributed.watchdog import watch  # noqa: PLC0415
+    from lucid.distributed.watchdog import watch
 
     with watch("DDP backend agreement"):
         chosen = decide(comm.allgather(local_report(name, device)))

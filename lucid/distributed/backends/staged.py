@@ -16,7 +16,7 @@ from lucid.distributed.backends.mpi import MPITransport
 
 
 def _pinned_empty(size: int, dtype) -> np.ndarray:
-    from lucid.distributed import gpu  # noqa: PLC0415
+    from lucid.distributed import gpu
 
     return gpu.pinned_empty(size, dtype)
 

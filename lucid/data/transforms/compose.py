@@ -1,0 +1,78 @@
+"""Compose: a pipeline of transforms, fused into stages.
+
+Compose groups its transforms into stages so that one sample costs one decode, one
+resample and one float pass: consecutive geometric transforms become one crop+resize
+planned before decoding (so JPEG draft mode can apply), and ToArray followed by
+per-channel affine transforms (Normalize, Lighting) becomes one fused pass that can
+write straight into a slot of a preallocated batch (``out=``).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from lucid.data.image import PendingImage
+from lucid.data.seeding import fallback_generator
+from lucid.data.transforms.array import AffineTransform, ArrayStage, ToArray
+from lucid.data.transforms.base import Transform, call_transform
+from lucid.data.transforms.geometry import GeometricTransform, GeometryStage
+
+
+def _flatten(transforms) -> list:
+    flat = []
+    for t in transforms:
+        flat.extend(_flatten(t.transforms) if isinstance(t, Compose) else [t])
+    return flat
+
+
+class Compose(Transform):
+    """Apply ``transforms`` in order, fused into stages (see the module docstring).
+
+    Args:
+        transforms: transforms (Compose instances are flattened).
+
+    Calling ``compose(img, rng=None, out=None)``: ``img`` may be a Pillow image, a
+    PendingImage or an array; ``out`` (an HWC array) receives the result when the
+    last stage produces an array.
+    """
+
+    accepts_pending = True
+
+    def __init__(self, transforms: Sequence):
+        self.transforms = _flatten(transforms)
+        stages: list = []
+        for t in self.transforms:
+            last = stages[-1] if stages else None
+            if isinstance(t, GeometricTransform):
+                if isinstance(last, GeometryStage):
+                    last.transforms.append(t)
+                else:
+                    stages.append(GeometryStage([t]))
+            elif isinstance(t, ToArray):
+                stages.append(ArrayStage(t))
+            elif isinstance(t, AffineTransform) and isinstance(last, ArrayStage):
+                last.affines.append(t)
+            else:
+                stages.append(t)
+        self._stages = stages
+        modes = [t.input_mode for t in self.transforms if getattr(t, "input_mode", None)]
+        self.input_mode = modes[0] if modes else None
+
+    @property
+    def writes_out(self) -> bool:
+        return bool(self._stages) and getattr(self._stages[-1], "writes_out", False)
+
+    def __call__(self, img, rng=None, out=None):
+        rng = rng if rng is not None else fallback_generator()
+        last = len(self._stages) - 1
+        for k, stage in enumerate(self._stages):
+            if isinstance(img, PendingImage) and not getattr(stage, "accepts_pending", False):
+                img = img.decode()
+            if k == last and out is not None and getattr(stage, "writes_out", False):
+                img = stage(img, rng, out=out)
+            else:
+                img = call_transform(stage, img, rng)
+        return img.decode() if isinstance(img, PendingImage) else img
+
+    def __repr__(self) -> str:
+        inner = "".join(f"\n    {t!r}," for t in self.transforms)
+        return f"Compose([{inner}\n])"
