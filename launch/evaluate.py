@@ -47,6 +47,7 @@ def main(argv=None) -> int:
     dist.init()
     rank, world = dist.rank(), dist.world_size()
     device = dist.device() if cfg.run.device != "cpu" else "cpu"
+    cfg.model.pretrained = ""  # the weights file is what gets evaluated
     model = build_model(cfg, device, world, sync_bn=False)
     try:
         model.load_state_dict({k: lucid.tensor(v) for k, v in weights.items()})

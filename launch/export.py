@@ -2,11 +2,15 @@
 
     python -m launch.export runs/debug/checkpoints/step_00000032 --out model.safetensors
     python -m launch.export runs/debug/checkpoints --out model.safetensors   # newest checkpoint
+    python -m launch.export runs/debug/checkpoints --best --ema --out model.safetensors
     python -m launch.export runs/debug/checkpoints --format onnx --out model.onnx
 
 The file holds the model's state_dict (parameters and buffers, lucid's key names) and,
 in its metadata, the run config, so ``launch.evaluate`` and ``lucid.models`` can use it.
-``--format onnx`` writes the model as ONNX instead (lucid.onnx.export, dynamic batch axis).
+``--best`` picks the checkpoint marked best (``run.keep_best``) instead of the newest;
+``--ema`` writes the moving average of the weights (``run.ema_decay``) instead of the
+raw weights. ``--format onnx`` writes the model as ONNX instead (lucid.onnx.export,
+dynamic batch axis).
 """
 from __future__ import annotations
 
@@ -20,13 +24,35 @@ import numpy as np
 from lucid.version import add_version
 
 
-def consolidate(path: str) -> tuple[dict[str, np.ndarray], dict]:
-    """(name -> array of the model's state_dict, run config) of the checkpoint at ``path``."""
+def best_checkpoint(path: str) -> str:
+    """The checkpoint marked best (``run.keep_best``) in the directory of checkpoints ``path``
+    (the newest marked one, which is the best), or ``path`` itself when it is one so marked."""
+    from lucid.distributed import checkpoint, checkpoint_marks
+
+    if os.path.isfile(os.path.join(path, checkpoint.MANIFEST)):
+        if "best" not in checkpoint_marks.marks_of(path):
+            raise checkpoint.CheckpointError(f"--best: {path} is not marked best; give its directory of checkpoints")
+        return path
+    marked = checkpoint_marks.newest_marked(checkpoint.committed(path), "best")
+    if marked is None:
+        raise checkpoint.CheckpointError(f"--best: no checkpoint under {path} is marked best (train with run.keep_best = true)")
+    return marked
+
+
+def consolidate(path: str, best: bool = False, ema: bool = False) -> tuple[dict[str, np.ndarray], dict]:
+    """(name -> array of the model's state_dict, run config) of the checkpoint at ``path`` (in a
+    directory of them: the newest usable, or with ``best`` the one marked best); ``ema``: the
+    EMA weights instead of the raw ones."""
     from lucid import _backend
     from lucid.distributed import checkpoint
 
-    _, (state, _, _) = checkpoint.load_path(path, map_location="cpu")
-    weights = {k: _backend.asnumpy(v.data).copy(order="C") for k, v in state["model"].items()}  # keeps 0-d arrays 0-d
+    if best:
+        path = best_checkpoint(path)
+    path, (state, _, _) = checkpoint.load_path(path, map_location="cpu")
+    if ema and "ema" not in state:
+        raise checkpoint.CheckpointError(f"--ema: {path} holds no EMA weights (its run had run.ema_decay = 0)")
+    source = state["ema"]["weights"] if ema else state["model"]
+    weights = {k: _backend.asnumpy(v.data).copy(order="C") for k, v in source.items()}  # keeps 0-d arrays 0-d
     return weights, state["config"]
 
 
@@ -37,13 +63,15 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="output .safetensors (or .onnx) file")
     p.add_argument("--format", choices=("safetensors", "onnx"), default="safetensors")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset version (--format onnx)")
+    p.add_argument("--best", action="store_true", help="the checkpoint marked best (run.keep_best) instead of the newest")
+    p.add_argument("--ema", action="store_true", help="the EMA weights (run.ema_decay) instead of the raw weights")
     args = p.parse_args(argv)
     import safetensors.numpy
 
     from lucid.distributed.checkpoint import CheckpointError
 
     try:
-        weights, config = consolidate(args.checkpoint)
+        weights, config = consolidate(args.checkpoint, best=args.best, ema=args.ema)
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ its inputs and is written once against it. Everything that only exists on the GP
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 
@@ -14,27 +15,54 @@ import numpy as np
 VALID_DEVICES = ("cpu", "gpu", "gpu:N", "cuda", "cuda:N")
 _DEVICE_RE = re.compile(r"^(cpu|gpu|cuda)(?::(\d+))?$")
 
+MIN_CUPY = (13, 0)
 _cupy: Any = None
-_cupy_error: Exception | None = None
+_cupy_error: str | None = None
+_gpu_count = 0
+
+
+def _load_cupy() -> tuple[Any, str | None]:
+    """Import CuPy and look for a GPU; the module or why it is not usable."""
+    try:
+        import cupy
+    except ImportError as exc:
+        return None, (
+            f"CuPy is not installed ({exc}); install it with pip install -e '.[gpu]' in a lucid checkout "
+            "(or pip install 'cupy-cuda12x[ctk]' nvidia-nccl-cu12)"
+        )
+    version = tuple(int(v) for v in re.findall(r"\d+", cupy.__version__)[:2])
+    if version < MIN_CUPY:
+        return None, f"CuPy {cupy.__version__} is too old; lucid needs CuPy >= {'.'.join(map(str, MIN_CUPY))}"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError
+        if "NoDevice" in str(exc) or "no CUDA-capable device" in str(exc):
+            return None, f"no CUDA device is visible to CuPy {cupy.__version__} ({exc})"
+        return None, f"the CUDA driver/runtime failed ({exc}); check nvidia-smi and the driver version"
+    if count == 0:
+        return None, "no CUDA device is visible to CuPy"
+    return cupy, None
 
 
 def cupy_module():
-    """Import CuPy on first use; raise a clear error when it is not usable."""
-    global _cupy, _cupy_error
+    """CuPy, imported on first use; a RuntimeError naming what is missing otherwise."""
+    global _cupy, _cupy_error, _gpu_count
     if _cupy is None and _cupy_error is None:
-        try:
-            import cupy  # imported here: optional dependency
-
-            cupy.cuda.runtime.getDeviceCount()
-            _cupy = cupy
-        except Exception as exc:  # ImportError, CUDARuntimeError, ...
-            _cupy_error = exc
+        _cupy, _cupy_error = _load_cupy()
+        if _cupy is not None:
+            _gpu_count = _cupy.cuda.runtime.getDeviceCount()
     if _cupy is None:
-        raise RuntimeError(
-            "device 'gpu' needs CuPy and a CUDA GPU (pip install -e '.[gpu]' in a lucid checkout, "
-            f"or pip install cupy-cuda12x): {_cupy_error}"
-        )
+        raise RuntimeError(f"device 'gpu' is not usable: {_cupy_error}")
     return _cupy
+
+
+def use_cupy(module) -> Any:
+    """Use ``module`` as CuPy from now on (the test suite's fake device); returns the previous one."""
+    global _cupy, _cupy_error, _gpu_count
+    prev = _cupy
+    _cupy, _cupy_error = module, None
+    _gpu_count = module.cuda.runtime.getDeviceCount() if module is not None else 0
+    return prev
 
 
 def gpu_available() -> bool:
@@ -44,6 +72,22 @@ def gpu_available() -> bool:
         return True
     except RuntimeError:
         return False
+
+
+def gpu_index(device: str) -> int:
+    """The GPU number of a parsed "gpu:N", checked against the GPUs present."""
+    cupy_module()
+    index = int(device.split(":")[1])
+    if index >= _gpu_count:
+        raise ValueError(f"device {device!r} does not exist: {_gpu_count} GPU(s) present (gpu:0..gpu:{_gpu_count - 1})")
+    return index
+
+
+def on_device(device: str):
+    """Context in which new arrays and kernels go to ``device`` (nothing to do for "cpu")."""
+    if device == "cpu":
+        return contextlib.nullcontext()
+    return cupy_module().cuda.Device(gpu_index(device))
 
 
 def parse_device(device: Any) -> str:
@@ -75,9 +119,9 @@ def get_array_module(*arrays):
 
 def device_of(array) -> str:
     """The device string of a NumPy or CuPy array."""
-    if isinstance(array, np.ndarray) or _cupy is None:
-        return "cpu"
-    return f"gpu:{array.device.id}"
+    if _cupy is not None and isinstance(array, _cupy.ndarray):
+        return f"gpu:{array.device.id}"
+    return "cpu"
 
 
 def to_device(array, device: str):
@@ -87,9 +131,8 @@ def to_device(array, device: str):
         return array
     if device == "cpu":
         return _cupy.asnumpy(array)
-    cp = cupy_module()
-    with cp.cuda.Device(int(device.split(":")[1])):
-        return cp.asarray(array)
+    with on_device(device):
+        return cupy_module().asarray(array)
 
 
 def asnumpy(array) -> np.ndarray:
@@ -103,9 +146,4 @@ def asnumpy(array) -> np.ndarray:
 
 def scatter_add(xp, target, index, values) -> None:
     """``target[index] += values`` with repeated indices summed (np.add.at)."""
-    if xp is np:
-        np.add.at(target, index, values)
-    else:
-        import cupyx  # imported here: GPU only
-
-        cupyx.scatter_add(target, index, values)
+    xp.add.at(target, index, values)

@@ -17,7 +17,9 @@ def _shape(size) -> tuple:
 def _make(fn: str, shape, dtype, device, requires_grad, *args) -> Tensor:
     device = _backend.parse_device(device)
     xp = _backend.get_array_module(device)
-    t = Tensor._wrap(getattr(xp, fn)(shape, *args, dtype=resolve_dtype(dtype) or DEFAULT_FLOAT), device)
+    with _backend.on_device(device):
+        data = getattr(xp, fn)(shape, *args, dtype=resolve_dtype(dtype) or DEFAULT_FLOAT)
+    t = Tensor._wrap(data, device)
     t.requires_grad = requires_grad
     return t
 
@@ -45,7 +47,9 @@ def full(size, fill_value: float, dtype: Any = None, device: Any = "cpu", requir
     device = _backend.parse_device(device)
     xp = _backend.get_array_module(device)
     dtype = resolve_dtype(dtype) or (DEFAULT_FLOAT if isinstance(fill_value, float) else None)
-    t = Tensor._wrap(xp.full(_shape((size,)) if isinstance(size, int) else tuple(size), fill_value, dtype=dtype), device)
+    with _backend.on_device(device):
+        data = xp.full(_shape((size,)) if isinstance(size, int) else tuple(size), fill_value, dtype=dtype)
+    t = Tensor._wrap(data, device)
     t.requires_grad = requires_grad
     return t
 
@@ -60,7 +64,8 @@ def arange(start: float, end: float | None = None, step: float = 1, dtype: Any =
     if dtype is None:
         integral = all(isinstance(v, int) for v in (start, end, step))
         dtype = resolve_dtype("int64") if integral else DEFAULT_FLOAT
-    return Tensor._wrap(xp.arange(start, end, step, dtype=dtype), device)
+    with _backend.on_device(device):
+        return Tensor._wrap(xp.arange(start, end, step, dtype=dtype), device)
 
 
 def _like(fn, x: Tensor, dtype, device, requires_grad):

@@ -1,7 +1,7 @@
 """Seedable random numbers: one generator per device, seeded by ``lucid.manual_seed``.
 
-The CPU generator is NumPy's PCG64; its state is plain JSON-able data, so
-checkpoints can store and restore it exactly.
+The CPU generator is NumPy's PCG64; GPU draws use counter-based Philox streams.
+Both states are plain JSON-able data, so checkpoints store and restore them exactly.
 """
 from __future__ import annotations
 
@@ -13,49 +13,69 @@ from lucid import _backend
 from lucid.dtypes import DEFAULT_FLOAT, resolve_dtype
 
 _cpu = np.random.Generator(np.random.PCG64(0))
-_gpu: dict[str, Any] = {}
 _seed = 0
+_gpu_calls: dict[str, int] = {}  # device -> draws made there since the seed
 
 
 def manual_seed(seed: int) -> None:
-    """Seed every device's generator (the GPU ones lazily, from the same seed)."""
+    """Seed every device's generator."""
     global _cpu, _seed
     _seed = int(seed)
     _cpu = np.random.Generator(np.random.PCG64(_seed))
-    _gpu.clear()
+    _gpu_calls.clear()
 
 
 def initial_seed() -> int:
     return _seed
 
 
-def generator(device: str = "cpu"):
-    """The generator that draws numbers for ``device``."""
+def generator(device: str = "cpu", size: int = 0):
+    """The generator for the next draw of ``size`` numbers on ``device``.
+
+    On a GPU each draw gets its own counter-based Philox stream keyed by
+    (seed, GPU index, draw number), so the whole GPU state is two integers per
+    device that checkpoints store and restore exactly (cuRAND's own state lives
+    in device memory, out of reach of a portable checkpoint).
+    """
     if device == "cpu":
         return _cpu
-    if device not in _gpu:
-        cp = _backend.cupy_module()
-        with cp.cuda.Device(int(device.split(":")[1])):
-            _gpu[device] = cp.random.Generator(cp.random.XORWOW(_seed))
-    return _gpu[device]
+    cp = _backend.cupy_module()
+    calls = _gpu_calls.get(device, 0)
+    _gpu_calls[device] = calls + 1
+    bits = cp.random.Philox4x3210(seed=[_seed, _backend.gpu_index(device), calls], size=max(int(size), 1))
+    return cp.random.Generator(bits)
 
 
 def get_rng_state() -> dict:
-    """The CPU generator's state (JSON-serialisable)."""
-    return _cpu.bit_generator.state
+    """Every generator's state (JSON-serialisable): the CPU PCG64 and the GPU draw counters."""
+    return {"cpu": _cpu.bit_generator.state, "gpu": {"seed": _seed, "calls": dict(_gpu_calls)}}
 
 
 def set_rng_state(state: dict) -> None:
-    _cpu.bit_generator.state = state
+    """Restore what ``get_rng_state`` returned (a bare PCG64 state is the CPU part alone)."""
+    global _seed
+    if "cpu" not in state:
+        _cpu.bit_generator.state = state
+        return
+    _cpu.bit_generator.state = state["cpu"]
+    _seed = int(state["gpu"]["seed"])
+    _gpu_calls.clear()
+    _gpu_calls.update({k: int(v) for k, v in state["gpu"]["calls"].items()})
+
+
+def _draw(device: str, size, method: str, *args, **kwargs):
+    """``generator(device).method(*args, size=size, **kwargs)`` with the result on ``device``."""
+    n = int(np.prod(size)) if size is not None else 1
+    with _backend.on_device(device):
+        return getattr(generator(device, n), method)(*args, size=size, **kwargs)
 
 
 def uniform_array(shape, dtype=DEFAULT_FLOAT, device: str = "cpu"):
     """Raw array of U[0, 1) draws on ``device`` (kernels use this, e.g. dropout)."""
     dtype = resolve_dtype(dtype)
-    gen = generator(device)
     if dtype in (np.float32, np.float64):
-        return gen.random(shape, dtype=dtype)
-    return gen.random(shape, dtype=np.float32).astype(dtype)
+        return _draw(device, shape, "random", dtype=dtype)
+    return _draw(device, shape, "random", dtype=np.float32).astype(dtype)
 
 
 def _tensor(data, requires_grad: bool):
@@ -82,11 +102,10 @@ def randn(*size, dtype: Any = None, device: Any = "cpu", requires_grad: bool = F
     """Standard normal samples."""
     device = _backend.parse_device(device)
     dtype = resolve_dtype(dtype) or DEFAULT_FLOAT
-    gen = generator(device)
     if dtype in (np.float32, np.float64):
-        data = gen.standard_normal(_shape(size), dtype=dtype)
+        data = _draw(device, _shape(size), "standard_normal", dtype=dtype)
     else:
-        data = gen.standard_normal(_shape(size), dtype=np.float32).astype(dtype)
+        data = _draw(device, _shape(size), "standard_normal", dtype=np.float32).astype(dtype)
     return _tensor(data, requires_grad)
 
 
@@ -95,23 +114,29 @@ def randint(low: int, high: int | None = None, size: Any = (), dtype: Any = "int
     if high is None:
         low, high = 0, low
     device = _backend.parse_device(device)
-    data = generator(device).integers(low, high, size=tuple(size), dtype=resolve_dtype(dtype))
+    data = _draw(device, tuple(size), "integers", low, high, dtype=resolve_dtype(dtype))
     return _tensor(data, False)
 
 
 def randperm(n: int, device: Any = "cpu"):
+    """A random permutation of 0..n-1 (on a GPU: the argsort of uniform draws; CuPy has no permutation)."""
     device = _backend.parse_device(device)
-    return _tensor(generator(device).permutation(n).astype("int64"), False)
+    if device == "cpu":
+        return _tensor(_cpu.permutation(n).astype("int64"), False)
+    keys = _draw(device, (int(n),), "random")
+    with _backend.on_device(device):
+        return _tensor(keys.argsort().astype("int64"), False)
 
 
 def normal_array(shape, mean: float, std: float, dtype, device: str):
     """Raw array of N(mean, std^2) draws (used by lucid.nn.init)."""
-    gen = generator(device)
-    data = gen.standard_normal(shape, dtype=np.float64 if dtype == np.float64 else np.float32)
-    return (data * std + mean).astype(dtype, copy=False)
+    data = _draw(device, shape, "standard_normal", dtype=np.float64 if dtype == np.float64 else np.float32)
+    with _backend.on_device(device):
+        return (data * std + mean).astype(dtype, copy=False)
 
 
 def uniform_range_array(shape, low: float, high: float, dtype, device: str):
     """Raw array of U[low, high) draws (used by lucid.nn.init)."""
     data = uniform_array(shape, np.float64 if dtype == np.float64 else np.float32, device)
-    return (data * (high - low) + low).astype(dtype, copy=False)
+    with _backend.on_device(device):
+        return (data * (high - low) + low).astype(dtype, copy=False)

@@ -7,6 +7,7 @@ Math methods are thin wrappers over ``lucid.ops``; the graph lives in ``_node``.
 """
 from __future__ import annotations
 
+import functools
 import weakref
 from typing import Any, Callable
 
@@ -14,6 +15,19 @@ import numpy as np
 
 from lucid import _backend
 from lucid.dtypes import DEFAULT_FLOAT, is_floating, resolve_dtype
+
+
+def _on_own_device(method: Callable) -> Callable:
+    """Run an in-place method with the tensor's GPU current (its kernels go there)."""
+
+    @functools.wraps(method)
+    def run(self, *args: Any, **kwargs: Any):
+        if self._device == "cpu":
+            return method(self, *args, **kwargs)
+        with _backend.on_device(self._device):
+            return method(self, *args, **kwargs)
+
+    return run
 
 
 class Tensor:
@@ -39,8 +53,8 @@ class Tensor:
             if dtype is None and data.dtype == np.float64:
                 dtype = DEFAULT_FLOAT
         data = _backend.to_device(data, target)
-        xp = _backend.get_array_module(target)
-        data = xp.asarray(data, dtype=dtype)
+        with _backend.on_device(target):
+            data = _backend.get_array_module(target).asarray(data, dtype=dtype)
         self._init(data, target)
         self.requires_grad = requires_grad
 
@@ -195,19 +209,20 @@ class Tensor:
 
         if not self._requires_grad:
             raise RuntimeError("backward(): tensor does not require grad and has no grad_fn")
-        if gradient is None:
-            if self.data.size != 1:
-                raise RuntimeError(
-                    f"backward() on a non-scalar tensor of shape {self.shape} needs a gradient "
-                    "argument of the same shape"
-                )
-            g = _backend.get_array_module(self._device).ones(self.data.shape, dtype=self.dtype)
-        else:
-            g = gradient.data if isinstance(gradient, Tensor) else gradient
-            g = _backend.get_array_module(self._device).asarray(g, dtype=self.dtype)
-            if g.shape != self.data.shape:
-                raise ValueError(f"backward(): gradient shape {g.shape} does not match tensor shape {self.shape}")
-        run_backward(self, g, retain_graph=retain_graph)
+        with _backend.on_device(self._device):  # the seed and every backward kernel on this GPU
+            if gradient is None:
+                if self.data.size != 1:
+                    raise RuntimeError(
+                        f"backward() on a non-scalar tensor of shape {self.shape} needs a gradient "
+                        "argument of the same shape"
+                    )
+                g = _backend.get_array_module(self._device).ones(self.data.shape, dtype=self.dtype)
+            else:
+                g = gradient.data if isinstance(gradient, Tensor) else gradient
+                g = _backend.get_array_module(self._device).asarray(g, dtype=self.dtype)
+                if g.shape != self.data.shape:
+                    raise ValueError(f"backward(): gradient shape {g.shape} does not match tensor shape {self.shape}")
+            run_backward(self, g, retain_graph=retain_graph)
 
     def register_hook(self, hook: Callable[["Tensor"], "Tensor | None"]) -> Callable[[], None]:
         """Call ``hook(grad)`` when this tensor's gradient is computed; it may return a new one."""
@@ -239,14 +254,17 @@ class Tensor:
         _node_hooks(self._node).append(store)
 
     # -- in-place updates (no graph; for optimizers and init) --------------------
+    @_on_own_device
     def zero_(self) -> "Tensor":
         self.data[...] = 0
         return self
 
+    @_on_own_device
     def fill_(self, value: float) -> "Tensor":
         self.data[...] = value
         return self
 
+    @_on_own_device
     def copy_(self, src: Any) -> "Tensor":
         src = src.data if isinstance(src, Tensor) else src
         src = _backend.to_device(src, self._device) if hasattr(src, "dtype") else src
@@ -254,6 +272,7 @@ class Tensor:
         self.data[...] = src
         return self
 
+    @_on_own_device
     def add_(self, other: Any, alpha: float = 1.0) -> "Tensor":
         other = other.data if isinstance(other, Tensor) else other
         if alpha == 1.0:
@@ -262,17 +281,21 @@ class Tensor:
             self.data += alpha * other
         return self
 
+    @_on_own_device
     def sub_(self, other: Any, alpha: float = 1.0) -> "Tensor":
         return self.add_(other, -alpha)
 
+    @_on_own_device
     def mul_(self, other: Any) -> "Tensor":
         self.data *= other.data if isinstance(other, Tensor) else other
         return self
 
+    @_on_own_device
     def div_(self, other: Any) -> "Tensor":
         self.data /= other.data if isinstance(other, Tensor) else other
         return self
 
+    @_on_own_device
     def clamp_(self, min: float | None = None, max: float | None = None) -> "Tensor":
         _backend.get_array_module(self.data).clip(self.data, min, max, out=self.data)
         return self

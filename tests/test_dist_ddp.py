@@ -42,7 +42,7 @@ def test_ddp_equals_one_process_on_the_global_batch(model, world):
 def test_pytorch_loop_without_finish_equals_one_process(world, split, steps):
     """loss.backward(); opt.step(); opt.zero_grad(): backward returns reduced gradients, so even
     a 1-step loop (or the last step of any) leaves identical replicas equal to one process."""
-    res = run_ok("ddp_train.py", world, "syncbn", split, "torch", str(steps), timeout=60)
+    res = run_ok("ddp_train.py", world, "syncbn", split, "torch", "cpu", str(steps), timeout=60)
     check_training(res, "syncbn", oks=(True,) * steps, steps=steps)
 
 

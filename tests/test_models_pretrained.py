@@ -150,7 +150,7 @@ def test_lazy_modules_take_the_file_shapes(tmp_path):
 
 
 def test_bad_source_and_file_type(tmp_path):
-    with pytest.raises(ValueError, match="unknown weight source 'keras'; valid: torchvision, timm"):
+    with pytest.raises(ValueError, match="unknown weight source .keras.; valid: torchvision, timm, lucid"):
         load_pretrained(tiny_resnet(), tmp_path / "w.npz", source="keras")
     (tmp_path / "w.pth").write_bytes(b"")
     with pytest.raises(ValueError, match="neither a .safetensors nor a .npz file"):

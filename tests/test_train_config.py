@@ -38,7 +38,8 @@ def test_goyal_recipe():
 @pytest.mark.parametrize(
     "data, message",
     [
-        ({"optim": {"lrr": 0.1}}, r"x\.toml: unknown key optim\.lrr \(valid keys in \[optim\]: args, decay_bn_and_bias"),
+        ({"optim": {"lrr": 0.1}},
+         r"x\.toml: unknown key optim\.lrr \(valid keys in \[optim\]: args, backbone_lr_scale, clip_grad_norm, decay_bn_and_bias"),
         ({"optim": {"lr": "fast"}}, r"x\.toml: optim\.lr must be of type float, got 'fast'"),
         ({"optim": {"lr": -1}}, r"x\.toml: optim\.lr = -1\.0 must be > 0"),
         ({"run": {"epochs": True}}, r"run\.epochs must be of type int"),

@@ -63,7 +63,11 @@ class Function:
             record and isinstance(a, Tensor) and a.requires_grad for a in args
         )
         arrays = [a.data if isinstance(a, Tensor) else a for a in args]
-        out = fn.forward(*arrays, **kwargs)
+        if tensors and tensors[0].device != "cpu":
+            with _backend.on_device(tensors[0].device):
+                out = fn.forward(*arrays, **kwargs)
+        else:
+            out = fn.forward(*arrays, **kwargs)
         if isinstance(out, np.generic):  # NumPy turns 0-d results into scalars
             out = np.asarray(out)
         out = Tensor._wrap(out, _backend.device_of(out))

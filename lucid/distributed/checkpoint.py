@@ -30,7 +30,7 @@ import warnings
 from typing import Any
 
 from lucid import serialization
-from lucid.distributed import collectives, comm
+from lucid.distributed import checkpoint_marks, collectives, comm
 from lucid.distributed.group import ProcessGroup
 
 FORMAT = "lucid-checkpoint"
@@ -134,6 +134,7 @@ def save(
     rank_state: dict | None = None,
     keep_last: int = 0,
     group: ProcessGroup | None = None,
+    marks: dict | None = None,
 ) -> str:
     """Write ``state`` (identical on every rank of ``group``, None: the world) as a sharded
     checkpoint; collective over the group, whose rank 0 commits.
@@ -141,7 +142,8 @@ def save(
     ``state`` is a nested dict of plain values and tensors (model and optimizer state
     dicts, scheduler, sampler cursor, ...); ``rank_state`` is this rank's own JSON-able
     data (RNG states). Returns the committed directory. Older checkpoints beyond
-    ``keep_last`` (0 = keep all) are pruned after the commit.
+    ``keep_last`` (0 = keep all) are pruned after the commit, except the newest one of
+    each mark (``marks``, e.g. ``{"best": {...}}``, go into the manifest; see checkpoint_marks).
     """
     rank, world = comm.rank(group), comm.world_size(group)
     final = os.path.join(directory, step_dir_name(step))
@@ -174,12 +176,12 @@ def save(
     error = None
     if rank == 0:
         try:
-            _commit(tmp, final, step, world, enc.arrays, owner, reports)
+            _commit(tmp, final, step, world, enc.arrays, owner, reports, marks)
         except Exception as exc:  # e.g. ENOSPC writing the manifest: free the disk again
             shutil.rmtree(tmp, ignore_errors=True)
             error = f"{type(exc).__name__}: {exc}"
-        if error is None and keep_last:
-            for old in committed(directory)[:-keep_last]:
+        if error is None:
+            for old in checkpoint_marks.to_prune(committed(directory), keep_last):
                 shutil.rmtree(old, ignore_errors=True)
     error = collectives.broadcast_object(error, 0, group)
     if error:
@@ -201,7 +203,8 @@ def _write_share(tmp: str, rank: int, world: int, arrays: dict, owner: dict, ran
     return files
 
 
-def _commit(tmp: str, final: str, step: int, world: int, arrays: dict, owner: dict, reports: list) -> None:
+def _commit(tmp: str, final: str, step: int, world: int, arrays: dict, owner: dict, reports: list,
+            marks: dict | None = None) -> None:
     """Rank 0: manifest last, then an atomic rename of the directory into place."""
     from lucid import __version__
 
@@ -220,6 +223,8 @@ def _commit(tmp: str, final: str, step: int, world: int, arrays: dict, owner: di
         },
         "files": files,
     }
+    if marks:
+        manifest["marks"] = marks
     _write_durable(os.path.join(tmp, MANIFEST), json.dumps(manifest, indent=1).encode())
     _fsync_dir(tmp)
     parent = os.path.dirname(final) or "."

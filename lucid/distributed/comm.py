@@ -68,7 +68,10 @@ def init(
         from lucid import _malloc
 
         _malloc.tune()
-    from mpi4py import MPI
+    from lucid.distributed import local_gpu
+
+    chosen = local_gpu.select_before_mpi_init()
+    from mpi4py import MPI  # imported here: start MPI only when asked
 
     comm = MPI.COMM_WORLD
     from lucid.distributed.launcher import check_world
@@ -84,7 +87,8 @@ def init(
     timeout = watchdog_timeout if watchdog_timeout is not None else _env_float("LUCID_DIST_TIMEOUT")
     if timeout:
         watchdog.start(timeout, on_timeout=failure.abort)
-    _use_local_gpu(world)
+    if chosen is None:
+        local_gpu.use_gpu(world.local_rank)  # fallback: the shared-memory split's local rank
     return world
 
 
@@ -100,19 +104,6 @@ def _limit_threads(world: World) -> None:
     world.threads = max(1, cores // world.local_size)
     world.thread_limiter = threadpool_limits(limits=world.threads)
     blocked.set_num_threads(world.threads)  # lucid's own threaded kernels take the same share
-
-
-def _use_local_gpu(world: World) -> None:
-    """Make GPU ``local_rank`` (mod the GPUs present) current, if CuPy sees any."""
-    import importlib.util
-
-    if importlib.util.find_spec("cupy") is None:
-        return
-    from lucid import _backend
-
-    if _backend.gpu_available():
-        cp = _backend.cupy_module()
-        cp.cuda.Device(world.local_rank % cp.cuda.runtime.getDeviceCount()).use()
 
 
 def _env_float(name: str) -> float | None:
@@ -196,12 +187,17 @@ def is_main() -> bool:
     return world().rank == 0
 
 
-def device() -> str:
-    """This rank's device: "gpu:<local_rank mod GPUs>" when a GPU is usable, else "cpu"."""
+def device(require_gpu: bool = False) -> str:
+    """This rank's device: "gpu:<local_rank mod GPUs>" when a GPU is usable, else "cpu".
+
+    ``require_gpu``: raise instead, naming what is missing (CuPy, a CUDA device, the driver).
+    """
     from lucid import _backend
 
     w = world()
-    if not _backend.gpu_available():
+    if require_gpu:
+        _backend.cupy_module()
+    elif not _backend.gpu_available():
         return "cpu"
     return f"gpu:{w.local_rank % _backend.cupy_module().cuda.runtime.getDeviceCount()}"
 

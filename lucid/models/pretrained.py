@@ -7,19 +7,21 @@ only change is that the stem lives under ``stem.`` (torchvision's top-level
 (``downsample.0`` / ``.1``, or ``.1`` / ``.2`` after ResNet-D's pool), split-attention
 convs (``conv2.conv``, ``conv2.bn0``, ``conv2.fc1``, ``conv2.bn1``, ``conv2.fc2``) and
 the classifier (``fc``) keep their names. BatchNorm's ``num_batches_tracked`` counter is
-loaded when the model has it and otherwise ignored.
+loaded when the model has it and otherwise ignored. ``source="lucid"`` reads lucid's own
+names (a file written by ``launch.export``); ``source="auto"`` picks the naming from the
+keys (``detect_source``).
 """
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from lucid import _backend
 from lucid.nn.parameter import is_uninitialized
 
-SOURCES = ("torchvision", "timm")
+SOURCES = ("torchvision", "timm", "lucid")
 _STEM_PREFIXES = ("conv1.", "bn1.")  # top-level reference names that moved under stem.
 _OPTIONAL_SUFFIX = "num_batches_tracked"
 _MAX_LISTED = 20
@@ -30,15 +32,33 @@ def _check_source(source: str) -> None:
         raise ValueError(f"unknown weight source {source!r}; valid: {', '.join(SOURCES)}")
 
 
+def detect_source(keys) -> str:
+    """The naming of a state dict's keys: "lucid" (``stem.*``), "timm" (deep stem ``conv1.0.*``),
+    "torchvision" (``conv1.*`` / ``bn1.*`` at the top), else "lucid" (models without a stem
+    rename, such as d2l's ``net.*``)."""
+    keys = list(keys)
+    if any(k.startswith("stem.") for k in keys):
+        return "lucid"
+    if any(k.startswith("conv1.0.") for k in keys):
+        return "timm"
+    if any(k.startswith(_STEM_PREFIXES) for k in keys):
+        return "torchvision"
+    return "lucid"
+
+
 def reference_to_lucid(key: str, source: str = "torchvision") -> str:
-    """The lucid state-dict key for a reference key (same rule for both sources)."""
+    """The lucid state-dict key for a reference key (the same rule for torchvision and timm)."""
     _check_source(source)
+    if source == "lucid":
+        return key
     return "stem." + key if key.startswith(_STEM_PREFIXES) else key
 
 
 def lucid_to_reference(key: str, source: str = "torchvision") -> str:
     """The reference key for a lucid state-dict key (inverse of ``reference_to_lucid``)."""
     _check_source(source)
+    if source == "lucid":
+        return key
     return key[len("stem."):] if key.startswith("stem.") else key
 
 
@@ -67,21 +87,35 @@ def _listing(title: str, items: list[str]) -> str:
     return f"{title} ({len(items)}): {', '.join(shown)}{more}"
 
 
-def load_pretrained(model, path: str | os.PathLike, source: str = "torchvision", strict: bool = True):
-    """Copy a reference state dict (torchvision or timm key names) into ``model``.
+def _excluded(key: str, exclude: Sequence[str]) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in exclude)
+
+
+def load_pretrained(model, path: str | os.PathLike | Mapping[str, np.ndarray], source: str = "torchvision",
+                    strict: bool = True, exclude: Sequence[str] = ()):
+    """Copy a reference state dict (torchvision, timm or lucid key names) into ``model``.
 
     Args:
         model: a lucid model (e.g. ``resnet_50()``) with the reference architecture.
-        path: a ``.safetensors`` or ``.npz`` file of arrays keyed by the reference names.
-        source: "torchvision" or "timm".
+        path: a ``.safetensors`` or ``.npz`` file of arrays keyed by the reference names
+            (or such arrays, already read with ``read_state_dict``).
+        source: "torchvision", "timm", "lucid" or "auto" (``detect_source`` of the keys).
         strict: raise unless every file key maps onto a model tensor of the same shape
             and every model parameter/buffer is provided (``num_batches_tracked`` may be
             absent on either side).
+        exclude: lucid module names (e.g. ``["fc"]``) whose tensors are neither loaded
+            nor required: they keep the model's values (a new classifier when fine-tuning).
     Returns the model. Raises ValueError listing unmapped, missing and mismatched keys.
     """
-    _check_source(source)
-    arrays = {reference_to_lucid(k, source): (k, v) for k, v in read_state_dict(path).items()}
-    targets = _model_tensors(model)
+    if source != "auto":
+        _check_source(source)
+    state = read_state_dict(path) if isinstance(path, (str, os.PathLike)) else dict(path)
+    where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "<state dict>"
+    if source == "auto":
+        source = detect_source(state)
+    arrays = {reference_to_lucid(k, source): (k, v) for k, v in state.items()}
+    arrays = {k: v for k, v in arrays.items() if not _excluded(k, exclude)}
+    targets = {k: t for k, t in _model_tensors(model).items() if not _excluded(k, exclude)}
     unmapped = [ref for key, (ref, _) in arrays.items() if key not in targets and not key.endswith(_OPTIONAL_SUFFIX)]
     missing = [key for key in targets if key not in arrays and not key.endswith(_OPTIONAL_SUFFIX)]
     mismatched = [f"{ref} {tuple(v.shape)} -> {key} {tuple(targets[key].shape)}"
@@ -91,7 +125,7 @@ def load_pretrained(model, path: str | os.PathLike, source: str = "torchvision",
                                             ("model keys the file lacks", missing),
                                             ("shape mismatches", mismatched)) if i]
     if problems and (strict or mismatched):
-        raise ValueError(f"load_pretrained({os.fspath(path)!r}, source={source!r}) into "
+        raise ValueError(f"load_pretrained({where!r}, source={source!r}) into "
                          f"{type(model).__name__}:\n  " + "\n  ".join(problems))
     # load_state_dict copies in place (casting to each tensor's dtype and device) and
     # materialises a lazy module's placeholders with the file's shapes, as PyTorch's does

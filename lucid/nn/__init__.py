@@ -9,6 +9,7 @@ from lucid.nn.containers import ModuleDict, ModuleList, Sequential
 from lucid.nn.conv import Conv2d
 from lucid.nn.dropout import Dropout
 from lucid.nn.flatten import Flatten
+from lucid.nn.frozen_batchnorm import FrozenBatchNorm2d
 from lucid.nn.lazy import LazyBatchNorm2d, LazyConv2d, LazyLinear, LazyModuleMixin
 from lucid.nn.linear import Identity, Linear
 from lucid.nn.loss import CrossEntropyLoss
@@ -25,6 +26,7 @@ __all__ = [
     "CrossEntropyLoss",
     "Dropout",
     "Flatten",
+    "FrozenBatchNorm2d",
     "Identity",
     "LazyBatchNorm2d",
     "LazyConv2d",

@@ -86,7 +86,7 @@ class BatchNorm2d(Module):
         """
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            self.num_batches_tracked.data += 1
+            self.num_batches_tracked.add_(1)
             if self.momentum is None:
                 factor = 1.0 / int(self.num_batches_tracked.data)
         return factor

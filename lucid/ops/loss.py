@@ -48,13 +48,14 @@ class CrossEntropy(Function):
             q[xp.arange(n), t] += 1 - label_smoothing
             q *= valid[:, None]
         losses = -(q * logp).sum(axis=1)
-        count = n if valid is None else int(valid.sum())
+        # rows that count: a host int, or a device scalar (reading it would make the host wait)
+        count = n if valid is None else xp.maximum(valid.sum(), 1).astype(logits.dtype)
         self.reduction, self.count = reduction, count
         self.save_for_backward(logp, q, valid)
         if reduction == "none":
             return losses
         total = losses.sum()
-        return total / max(count, 1) if reduction == "mean" else total
+        return total / (max(count, 1) if valid is None else count) if reduction == "mean" else total
 
     def backward(self, g):
         logp, q, valid = self.saved
@@ -64,7 +65,7 @@ class CrossEntropy(Function):
         if self.reduction == "none":
             grad *= g[:, None]
         else:
-            grad *= g / max(self.count, 1) if self.reduction == "mean" else g
+            grad *= g / (max(self.count, 1) if isinstance(self.count, int) else self.count) if self.reduction == "mean" else g
         return grad, None, None, None, None
 
 

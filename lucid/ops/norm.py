@@ -202,9 +202,13 @@ def _update_running(buf, stat, momentum: float) -> None:
         buf[...] = ((1.0 - momentum) * buf + momentum * stat).astype(buf.dtype)
 
 
-def _global_stats(packed, local_rows: int):
-    """(count, mean, biased var) from the reduced (3, C) packed statistics."""
-    count = float(packed[0, 0])
+def _global_stats(packed, local_rows: int, reduced: bool):
+    """(count, mean, biased var) from the (3, C) packed statistics.
+
+    The count comes from the shape unless the statistics were reduced over ranks: reading
+    it from ``packed`` would make the host wait for the GPU in every BatchNorm.
+    """
+    count = float(packed[0, 0]) if reduced else float(local_rows)
     if count <= 1:
         raise ValueError(
             f"batch_norm: expected more than 1 value per channel when training, got {count:g} "
@@ -232,7 +236,7 @@ class BatchNorm(Function):
             packed = local_moments(rows)
             if stats_reduce is not None:
                 packed = stats_reduce(packed)
-            count, mean, var = _global_stats(packed, rows.shape[0])
+            count, mean, var = _global_stats(packed, rows.shape[0], reduced=stats_reduce is not None)
             _update_running(running_mean, mean, momentum)
             _update_running(running_var, var * (count / (count - 1)), momentum)
         else:

@@ -101,7 +101,7 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 else:
-                    p.grad.data[...] = 0
+                    p.grad.zero_()
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One update of every parameter that has a gradient; returns ``closure()``'s loss."""
@@ -112,7 +112,8 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    self._update(p, p.grad.data, group, self.state[p])
+                    with _backend.on_device(p.device):
+                        self._update(p, p.grad.data, group, self.state[p])
         return loss
 
     def _update(self, p: Tensor, grad, group: dict, state: dict) -> None:

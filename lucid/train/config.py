@@ -53,6 +53,9 @@ class ModelConfig:
     name: str = "resnet_18"
     num_classes: int = field(default=1000, metadata=_positive())
     overrides: dict = field(default_factory=dict)
+    pretrained: str = ""  # a .safetensors / .npz state dict to start from ("" = random init)
+    pretrained_source: str = field(default="auto", metadata=_one_of("auto", "torchvision", "timm", "lucid"))
+    freeze: list = field(default_factory=list)  # module-name prefixes not trained, e.g. ["stem", "layer1"]
 
 
 @dataclass
@@ -88,6 +91,8 @@ class OptimConfig:
     weight_decay: float = field(default=1e-4, metadata=_non_negative())
     decay_bn_and_bias: bool = False
     label_smoothing: float = field(default=0.0, metadata=_check(lambda v: 0 <= v < 1, "must be in [0, 1)"))
+    backbone_lr_scale: float = field(default=1.0, metadata=_positive())  # lr factor outside the classifier
+    clip_grad_norm: float = field(default=0.0, metadata=_non_negative())  # max global L2 norm; 0 = off
 
 
 @dataclass
@@ -110,7 +115,7 @@ class RunConfig:
     epochs: int = field(default=1, metadata=_positive())
     max_steps: int = field(default=0, metadata=_non_negative())  # 0 = no limit (debug runs use a few)
     seed: int = 0
-    device: str = "cpu"
+    device: str = field(default="cpu", metadata=_one_of("cpu", "gpu"))  # "gpu": the local rank's GPU
     dtype: str = field(default="float32", metadata=_one_of("float32", "float64"))
     sync_bn: bool = True
     grad_accum: int = field(default=1, metadata=_positive())
@@ -121,6 +126,9 @@ class RunConfig:
     keep_last: int = field(default=3, metadata=_positive())
     ckpt_minutes: float = field(default=0.0, metadata=_non_negative())  # time-based checkpoints; 0 = off
     preempt_grace_s: float = field(default=60.0, metadata=_positive())  # from a stop signal to giving up
+    keep_best: bool = False  # also keep the checkpoint with the best val top-1
+    ema_decay: float = field(default=0.0, metadata=_check(lambda v: 0 <= v < 1, "must be in [0, 1)"))  # 0 = off
+    ema_warmup: bool = True  # timm's decay warmup: 1 - (1 + step)^(-2/3), capped at ema_decay
     progress: bool = True
     log_samples: bool = False  # append each step's sample ids to samples-rank<r>.jsonl (debugging)
     replica_check_interval: int = field(default=200, metadata=_non_negative())  # steps; 0 = off
@@ -233,6 +241,8 @@ def config_from_dict(data: dict, source: str = "<config>") -> TrainConfig:
 
 
 def _check_consistency(cfg: TrainConfig, source: str) -> None:
+    if any(not isinstance(p, str) or not p for p in cfg.model.freeze):
+        raise ConfigError(f"{source}: model.freeze must be a list of module-name prefixes, got {cfg.model.freeze!r}")
     if cfg.run.tensorboard:
         try:
             require_tensorboardx()

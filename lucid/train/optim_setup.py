@@ -7,11 +7,14 @@ BatchNorm parameters and biases (every parameter with fewer than 2 dimensions) u
 (``lucid.optim.OPTIMIZERS``, ``lucid.train.schedules.SCHEDULES``) and get the config's
 ``args``. The schedule advances once per optimizer step: linear warmup over
 ``warmup_epochs``, then the named schedule (cosine, multistep, constant, ...).
+``backbone_lr_scale`` multiplies the rate of every parameter outside the classifier
+(fine-tuning; see ``lucid.train.finetune``).
 """
 from __future__ import annotations
 
 from lucid.optim import create_optimizer, lr_scheduler
 from lucid.train.config import OptimConfig, ScheduleConfig
+from lucid.train.finetune import split_backbone
 from lucid.train.schedules import SCHEDULES
 
 
@@ -32,7 +35,10 @@ def scaled_lr(cfg: OptimConfig, global_batch: int) -> float:
 def build_optimizer(model, cfg: OptimConfig, global_batch: int):
     """The registered optimizer ``cfg.name`` with ``cfg.args``; weight decay per parameter group."""
     groups = param_groups(model, cfg)
-    return create_optimizer(cfg.name, groups, lr=scaled_lr(cfg, global_batch), weight_decay=cfg.weight_decay, **cfg.args)
+    lr = scaled_lr(cfg, global_batch)
+    if cfg.backbone_lr_scale != 1:
+        groups = split_backbone(groups, model, lr * cfg.backbone_lr_scale)
+    return create_optimizer(cfg.name, groups, lr=lr, weight_decay=cfg.weight_decay, **cfg.args)
 
 
 def build_scheduler(optimizer, cfg: ScheduleConfig, steps_per_epoch: int, epochs: int):

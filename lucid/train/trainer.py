@@ -8,6 +8,7 @@ also at another world size, where the global batch is kept and split anew.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import time
@@ -20,9 +21,12 @@ import lucid.distributed as dist
 import lucid.nn.functional as F
 from lucid.distributed import checkpoint
 from lucid.distributed.consistency import ReplicaCheck, check_same_settings
-from lucid.train import run_dir
+from lucid.nn.utils import clip_grad_norm_
+from lucid.train import finetune, run_dir
+from lucid.train.best import BestTracker
 from lucid.train.config import TrainConfig
 from lucid.train.data_setup import build_data
+from lucid.train.ema import ModelEma
 from lucid.train.evaluation import evaluate_model
 from lucid.train.logging import MetricsLog, Progress
 from lucid.train.model_setup import build_model
@@ -60,7 +64,7 @@ class Trainer:
         check_same_settings({"config": cfg.to_dict(), "launch": {"resume": resume}}, what="configs")
         self.rank, self.world = dist.rank(), dist.world_size()
         self.main = self.rank == 0
-        self.device = dist.device() if cfg.run.device != "cpu" else "cpu"
+        self.device = dist.device(require_gpu=True) if cfg.run.device == "gpu" else "cpu"
         self.run_dir = os.path.join(cfg.run.output_dir, cfg.run.name)
         self.ckpt_dir = os.path.join(self.run_dir, "checkpoints")
         self.log = MetricsLog(self.run_dir, self.main, tensorboard=cfg.run.tensorboard)
@@ -69,7 +73,7 @@ class Trainer:
         self.resumed_from = loaded[0] if loaded is not None else None
         self.batch_size, self.global_batch = self._settle_batch(loaded)
         lucid.manual_seed(cfg.run.seed)
-        self.model = build_model(cfg, self.device, self.world)
+        self.model = build_model(cfg, self.device, self.world, on_pretrained=self._report_pretrained)
         self.data = build_data(cfg.data, cfg.model.num_classes, self.rank, self.world, cfg.run.seed, self.batch_size)
         self.ddp = dist.DistributedDataParallel(self.model, compression="fp16" if cfg.run.fp16_compression else None, votes=2)
         self.replica_check = ReplicaCheck(self.model, cfg.run.replica_check_interval)
@@ -88,10 +92,18 @@ class Trainer:
         self.saved_step: int | None = None  # step of the last checkpoint this Trainer committed
         self.saved_path: str | None = None
         self.last_eval: dict | None = None
+        self.ema = ModelEma(self.model, cfg.run.ema_decay, cfg.run.ema_warmup) if cfg.run.ema_decay else None
+        self.best = BestTracker(cfg.run.keep_best)
+        self._saved_marks: dict | None = None  # the manifest marks of the last checkpoint committed
         if loaded is not None:
             self._restore(*loaded)
 
     # -- set-up --------------------------------------------------------------------
+    def _report_pretrained(self, load) -> None:
+        """What ``model.pretrained`` loaded: on the console and as a ``pretrained`` record."""
+        self.progress.write(finetune.describe_load(load))
+        self.log.write("pretrained", **dataclasses.asdict(load))
+
     def _find_checkpoint(self, resume: str | None):
         """(path, state, rank_state) of the checkpoint to resume from, or None.
 
@@ -146,7 +158,8 @@ class Trainer:
             "global_batch": self.global_batch,
             "config": self.cfg.to_dict(),
             "lucid_version": lucid.__version__,
-        }
+            "best": self.best.state_dict(),
+        } | ({"ema": self.ema.state_dict()} if self.ema else {})
 
     def save(self) -> str:
         path = checkpoint.save(
@@ -155,15 +168,18 @@ class Trainer:
             self.state_dict(),
             rank_state={"rng": lucid.random.get_rng_state()},
             keep_last=self.cfg.run.keep_last,
+            marks=self.best.marks(self.step),
         )
-        self.saved_step, self.saved_path = self.step, path
+        self.saved_step, self.saved_path, self._saved_marks = self.step, path, self.best.marks(self.step)
         self.votes.checkpointed()
-        self.log.write("checkpoint", step=self.step, epoch=self.epoch, path=path)
+        self.log.write("checkpoint", step=self.step, epoch=self.epoch, path=path, best=bool(self._saved_marks))
         return path
 
     def _save_once(self) -> str:
-        """``save()`` unless this step is already committed (the final checkpoint is written once)."""
-        if self.saved_step != self.step:
+        """``save()`` unless this step is already committed with the marks it deserves (the
+        final checkpoint is written once; a step that became the best after its checkpoint
+        is written again, marked)."""
+        if self.saved_step != self.step or self._saved_marks != self.best.marks(self.step):
             self.save()
         return self.saved_path
 
@@ -176,6 +192,13 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.data.train_loader.load_state_dict(state["sampler"])
         self.step, self.epoch, self.skipped = state["step"], state["epoch"], state["skipped_steps"]
+        if "best" in state:
+            self.best.load_state_dict(state["best"])
+        if self.ema and "ema" in state:
+            self.ema.load_state_dict(state["ema"])
+        elif self.ema:
+            self.ema = ModelEma(self.model, self.cfg.run.ema_decay, self.cfg.run.ema_warmup)
+            self.progress.write(f"{path} has no EMA weights: the EMA starts from its weights at step {self.step}")
         if self.data.train_sampler.epoch_done or self._epoch_step() >= self.steps_per_epoch:
             self.epoch += 1
         if "rng" in rank_state:
@@ -202,10 +225,10 @@ class Trainer:
             self.train_epoch()
             bad = self.skipped_images.collect("train")
             self.log.write("epoch", epoch=self.epoch, step=self.step, skipped_images=bad)
-            if run.ckpt_interval == 0 and not self._done():
-                self._save_once()
             if run.eval_interval and (self.epoch + 1) % run.eval_interval == 0:
-                self.evaluate()
+                self.evaluate()  # before the epoch's checkpoint, which may then be marked best
+            if (run.ckpt_interval == 0 and not self._done()) or self.best.marks(self.step):
+                self._save_once()
             self.epoch += 1
         if self.last_eval is None or self.last_eval["step"] != self.step:
             self.evaluate()
@@ -219,6 +242,7 @@ class Trainer:
             "val_top1": ev["top1"],
             "val_top5": ev["top5"],
             "val_loss": ev["loss"],
+            **({"val_ema_top1": ev["ema_top1"], "val_ema_top5": ev["ema_top5"]} if self.ema else {}),
             "seconds": round(elapsed, 1),
             "img_per_s": round((self.step - first_step) * self.global_batch / max(elapsed, 1e-9), 1),
             "skipped_images": self.skipped_images.total("train"),
@@ -270,11 +294,11 @@ class Trainer:
         self.progress.start(self.epoch, run.epochs, self.steps_per_epoch, done)
         ids = loader.sampler.indices() if run.log_samples else None
         batches = iter(loader)
-        window = {"loss": 0.0, "count": 0, "time": time.perf_counter(), "steps": 0}
+        window = {"loss": 0.0, "count": 0, "time": time.perf_counter(), "steps": 0, "grad_norms": []}
         for step_in_epoch in range(done, self.steps_per_epoch):
             if self._done():
                 break
-            loss = self._train_step(batches)
+            loss = self._train_step(batches, window["grad_norms"])
             if ids is not None:
                 b = self.batch_size * run.grad_accum
                 k = step_in_epoch - done
@@ -290,8 +314,11 @@ class Trainer:
             self._step_boundary()
         self.progress.close()
 
-    def _train_step(self, batches) -> float:
-        """One optimizer step over grad_accum micro-batches; returns this rank's mean loss."""
+    def _train_step(self, batches, grad_norms: list) -> float:
+        """One optimizer step over grad_accum micro-batches; returns this rank's mean loss.
+
+        With ``optim.clip_grad_norm`` the averaged gradients (the same on every rank) are
+        clipped to that global norm and the norm before clipping goes to ``grad_norms``."""
         accum = self.cfg.run.grad_accum
         total = 0.0
         for k in range(accum):
@@ -306,7 +333,11 @@ class Trainer:
                 (loss / accum if accum > 1 else loss).backward()
             total += loss.item()
         if self.ddp.finish():
+            if self.cfg.optim.clip_grad_norm:
+                grad_norms.append(clip_grad_norm_(self.model.parameters(), self.cfg.optim.clip_grad_norm).item())
             self.optimizer.step()
+            if self.ema:
+                self.ema.update(self.model, self.step + 1)
         else:
             self.skipped += 1
             self.log.write("skipped_step", step=self.step + 1, reason="non-finite loss or gradient on some rank")
@@ -342,9 +373,11 @@ class Trainer:
         elapsed = time.perf_counter() - window["time"]
         ips = window["steps"] * self.global_batch / max(elapsed, 1e-9)
         lr = self.optimizer.param_groups[0]["lr"]
-        self.log.write("train", step=self.step, epoch=self.epoch, loss=float(loss), lr=lr, img_per_s=round(ips, 2))
+        norms = window["grad_norms"]
+        extra = {"grad_norm": sum(norms) / len(norms)} if norms else {}  # mean over the window's steps
+        self.log.write("train", step=self.step, epoch=self.epoch, loss=float(loss), lr=lr, img_per_s=round(ips, 2), **extra)
         self.progress.show(loss=f"{loss:.4f}", lr=f"{lr:.4g}", img_s=f"{ips:.1f}")
-        window.update(loss=0.0, count=0, time=time.perf_counter(), steps=0)
+        window.update(loss=0.0, count=0, time=time.perf_counter(), steps=0, grad_norms=[])
 
     def _log_samples(self, ids) -> None:
         path = os.path.join(self.run_dir, f"samples-rank{self.rank}.jsonl")
@@ -354,17 +387,29 @@ class Trainer:
 
     # -- evaluation ----------------------------------------------------------------
     def evaluate(self) -> dict:
-        """Exact top-1/top-5 and mean loss over the whole validation set (every rank a share)."""
+        """Exact top-1/top-5 and mean loss over the whole validation set (every rank a share),
+        of the raw weights and, with ``run.ema_decay``, of the EMA weights (``ema_*`` entries)."""
+        stats = self._evaluate_model()
+        k = stats["k"]
+        self.last_eval = {"step": self.step, "top1": stats["top1"], "top5": stats["topk"], "loss": stats["loss"]}
+        text = f"top-1 {stats['top1']:.2f}%  top-{k} {stats['topk']:.2f}%  loss {stats['loss']:.4f}"
+        if self.ema:
+            with self.ema.applied_to(self.model):
+                ema = self._evaluate_model()
+            self.last_eval.update(ema_top1=ema["top1"], ema_top5=ema["topk"], ema_loss=ema["loss"])
+            text += f"; EMA top-1 {ema['top1']:.2f}%  top-{k} {ema['topk']:.2f}%  loss {ema['loss']:.4f}"
+        new_best = self.best.observe(self.step, stats["top1"])
+        record = {m: v for m, v in self.last_eval.items() if m != "step"}
+        self.log.write("eval", step=self.step, epoch=self.epoch, count=stats["count"], skipped_images=stats["skipped_images"],
+                       **record, best=new_best)
+        self.progress.write(f"eval at step {self.step} (epoch {self.epoch + 1}): {text}  ({stats['count']} images)"
+                            + ("  new best" if new_best else ""))
+        return self.last_eval
+
+    def _evaluate_model(self) -> dict:
+        """``evaluate_model`` of ``self.model`` as it is now, with the unreadable images it met."""
         self.skipped_images.begin("val")
         stats = evaluate_model(self.model, self.data.val_loader, self.device, self.cfg.run.dtype, self.cfg.model.num_classes)
         stats["skipped_images"] = self.skipped_images.collect("val")
         self.model.train()
-        k = stats["k"]
-        self.last_eval = {"step": self.step, "top1": stats["top1"], "top5": stats["topk"], "loss": stats["loss"]}
-        self.log.write("eval", step=self.step, epoch=self.epoch, count=stats["count"], skipped_images=stats["skipped_images"],
-                       **{m: self.last_eval[m] for m in ("top1", "top5", "loss")})
-        self.progress.write(
-            f"eval at step {self.step} (epoch {self.epoch + 1}): top-1 {stats['top1']:.2f}%  "
-            f"top-{k} {stats['topk']:.2f}%  loss {stats['loss']:.4f}  ({stats['count']} images)"
-        )
-        return self.last_eval
+        return stats

@@ -1,19 +1,23 @@
 """DDP training vs ONE process training on the whole batch, on every rank.
 
-    ddp_train.py MODEL SPLIT MODE [STEPS]
+    ddp_train.py MODEL SPLIT MODE [TRANSPORT [STEPS]]
     MODEL  syncbn (conv-BN-ReLU ResNet-like, SyncBatchNorm) | plain (BN-free) |
            bnonly (SyncBN without convs: lets a rank hold an empty batch)
     SPLIT  even | uneven | one (1 sample per rank) | empty (last rank gets none)
     MODE   train | nosync (2 micro-batches, first under no_sync) | nan (step 1: NaN loss on last rank) |
            torch (PyTorch's loop: backward, opt.step(), opt.zero_grad(); finish() never called)
+    TRANSPORT  cpu (default) | staged | cuda_aware | nccl: the DDP model on the fake GPU of
+           tests/fake_cupy (a real one with LUCID_TEST_REAL_GPU=1), gradients summed
+           through that GPU transport
     STEPS  optimizer steps (default 3)
 
 Each rank initialises its model from a different seed (DDP must copy rank 0's
-weights), trains 3 SGD-momentum steps in float64 and, in the same process, trains a
+weights), trains STEPS SGD-momentum steps in float64 and, in the same process, trains a
 reference copy of rank 0's model on the whole global batch; it reports the largest
 differences. Loss per rank: sum over its samples * world / global batch, so the
 averaged gradient is the global mean's.
 """
+import os
 import sys
 
 import numpy as np
@@ -26,10 +30,19 @@ import lucid.nn.functional as F
 import lucid.optim as optim
 from lucid.distributed import sync_batchnorm
 
+TRANSPORT = sys.argv[4] if len(sys.argv) > 4 else "cpu"
+if TRANSPORT != "cpu" and os.environ.get("LUCID_TEST_REAL_GPU") != "1":  # set by benchmarks/gpu_smoke.sh
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import fakegpu
+
+    fakegpu.install(process_wide=True)
+    os.environ["LUCID_CUDA_AWARE_MPI"] = "1" if TRANSPORT == "cuda_aware" else "0"
+
 MODEL, SPLIT, MODE = sys.argv[1:4]
-STEPS = int(sys.argv[4]) if len(sys.argv) > 4 else 3
+STEPS = int(sys.argv[5]) if len(sys.argv) > 5 else 3
 dist.init()
 r, w = dist.rank(), dist.world_size()
+DEVICE = "cpu" if TRANSPORT == "cpu" else dist.device(require_gpu=True)
 
 
 class Block(nn.Module):
@@ -87,13 +100,23 @@ def make_optimizer(params):
     return optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-3)
 
 
+def shares_memory(a, b) -> bool:
+    """Whether view ``a`` lies inside ``b``'s memory (host or device arrays)."""
+    if isinstance(a, np.ndarray):
+        return np.shares_memory(a, b)
+    start, end = b.data.ptr, b.data.ptr + b.nbytes
+    return start <= a.data.ptr < end
+
+
 calls = []
 real_reduce = sync_batchnorm.sum_over_ranks
 sync_batchnorm.sum_over_ranks = lambda a, group=None: calls.append(1) or real_reduce(a, group)  # counts SyncBN all-reduces
 model = build(seed=100 + r)
 if MODEL != "plain":
     model = dist.SyncBatchNorm.convert_sync_batchnorm(model)
-ddp = dist.DistributedDataParallel(model, bucket_cap_mb=0.002, first_bucket_mb=0.0005)
+ddp = dist.DistributedDataParallel(
+    model.to(DEVICE), bucket_cap_mb=0.002, first_bucket_mb=0.0005, backend="mpi" if TRANSPORT == "cpu" else TRANSPORT
+)
 opt = make_optimizer(ddp.parameters())
 ref = build(seed=100)
 ref_opt = make_optimizer(ref.parameters())
@@ -106,16 +129,19 @@ for step in range(STEPS):
     if MODE == "nosync":
         half = len(mine) // 2
         with ddp.no_sync():
-            loss = F.cross_entropy(ddp(lucid.tensor(x[mine[:half]])), lucid.tensor(y[mine[:half]]), reduction="sum") * scale
+            xs, ys = lucid.tensor(x[mine[:half]], device=DEVICE), lucid.tensor(y[mine[:half]], device=DEVICE)
+            loss = F.cross_entropy(ddp(xs), ys, reduction="sum") * scale
             loss.backward()
         mine = mine[half:]
-    loss = F.cross_entropy(ddp(lucid.tensor(x[mine])), lucid.tensor(y[mine]), reduction="sum") * scale
+    loss = F.cross_entropy(ddp(lucid.tensor(x[mine], device=DEVICE)), lucid.tensor(y[mine], device=DEVICE), reduction="sum") * scale
     if MODE == "nan" and step == 1 and r == w - 1:
         loss = loss * float("nan")
     loss.backward()
     if step == 0:  # every gradient is a view into its bucket's buffer: nothing was copied
         views = [
-            (p.grad is b.grads[i], np.shares_memory(p.grad.data, b.buffer)) for b in ddp.reducer.buckets for i, p in enumerate(b.params)
+            (p.grad is b.grads[i], shares_memory(p.grad.data, b.buffer))
+            for b in ddp.reducer.buckets
+            for i, p in enumerate(b.params)
         ]
         grad_views = [sum(a and s for a, s in views), len(views), len(list(ddp.parameters()))]
     if MODE == "torch":
@@ -135,7 +161,7 @@ ddp.eval()
 ref.eval()
 x, _, rows = batch(7)
 with lucid.no_grad():
-    eval_err = float(np.abs(ddp(lucid.tensor(x)).numpy() - ref(lucid.tensor(x)).numpy()).max())
+    eval_err = float(np.abs(ddp(lucid.tensor(x, device=DEVICE)).numpy() - ref(lucid.tensor(x)).numpy()).max())
 
 mine = dict(ddp.module.named_parameters())
 param_err = max(float(np.abs(mine[n].detach().numpy() - p.detach().numpy()).max()) for n, p in ref.named_parameters())
@@ -146,4 +172,5 @@ report(
     r, oks=oks, param_err=param_err, buf_err=buf_err, eval_err=eval_err, train_reduce_calls=train_calls,
     eval_reduce_calls=len(calls) - train_calls, skipped=ddp.skipped_steps, grad_views=grad_views,
     n_buckets=len(ddp.reducer.buckets), checksum=checksum, n_buffers=len(bufs), local_sizes=[len(k) for k in batch(0)[2]],
+    device=DEVICE, transport=type(ddp.reducer.transport).__name__,
 )

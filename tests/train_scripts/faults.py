@@ -20,7 +20,7 @@ env = os.environ.get
 _train_step = trainer.Trainer._train_step
 
 
-def train_step(self, batches):
+def train_step(self, batches, *args):
     rank, step = dist.rank(), self.step + 1
     if env("LUCID_TEST_STEP_SLEEP"):
         time.sleep(float(env("LUCID_TEST_STEP_SLEEP")))
@@ -31,7 +31,7 @@ def train_step(self, batches):
         if int(r) == rank and int(n) == step and not os.path.exists(marker):
             open(marker, "w").close()
             os.kill(os.getpid(), signal.SIGKILL)
-    return _train_step(self, batches)
+    return _train_step(self, batches, *args)
 
 
 class JumpingClock:
