@@ -18,8 +18,8 @@ trainer = Trainer(cfg)
 real_step = trainer._train_step
 
 
-def step_then_perturb(batches):
-    loss = real_step(batches)
+def step_then_perturb(*args):
+    loss = real_step(*args)
     if trainer.step == 3 and dist.rank() == 1:
         name, p = next(iter(trainer.model.named_parameters()))
         p.data.reshape(-1)[0] += np.float32(1e-3)  # what a bit flip or a rank-local update would do
