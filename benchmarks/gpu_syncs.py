@@ -80,7 +80,8 @@ def trainer_step(args) -> tuple[float, float, collections.Counter]:
 
     overrides = [f'run.output_dir="{tempfile.mkdtemp()}"', f"run.max_steps={args.steps + 1}", "run.epochs=1",
                  'run.device="gpu"', f"run.log_interval={args.steps + 5}", f'model.name="{args.model}"',
-                 "model.overrides={}", "model.num_classes=10", "data.channels=3", f"data.image_size={args.size}",
+                 "model.overrides={}", "model.num_classes=10", "data.source_args={train_samples=96, val_samples=2}",
+                 "data.channels=3", f"data.image_size={args.size}",
                  f"data.batch_size={args.batch}", "run.progress=false"]
     waiters: collections.Counter = collections.Counter()
     rows = []

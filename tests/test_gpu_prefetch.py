@@ -102,3 +102,71 @@ def test_pending_checks_are_read_at_the_latest_every_limit(fake_gpu):
     for _ in range(device_asserts.LIMIT):
         F.cross_entropy(logits, target)
     assert stats.syncs == before + 1 and device_asserts.pending() == 0  # LIMIT checks in one transfer
+
+
+def test_trainer_step_waits_for_the_gpu_once_outside_logging(fake_gpu, tmp_path, monkeypatch):
+    """Per step the host reads the DDP flags (skip or step: what the Trainer must know) in ONE
+    transfer; the staged transport's copies (MPI reads host memory) are the only other waits."""
+    import traceback
+
+    from fake_cupy import _core
+
+    from lucid.train.config import load_config
+    from lucid.train.trainer import Trainer
+
+    cfg = load_config(os.path.join(ROOT, "configs", "debug.toml"), [
+        f'run.output_dir="{tmp_path}"', "run.max_steps=5", "run.epochs=1", 'run.device="gpu"', "run.log_interval=3",
+        "run.progress=false"])
+    trainer = Trainer(cfg)
+    waits: list = []
+    real_sync = _core.sync
+
+    def sync():
+        names = {f"{os.path.basename(f.filename)}:{f.name}" for f in traceback.extract_stack()[:-1]}
+        waits[-1].append("flags" if "buckets.py:_read_flags" in names else
+                         "staged copy" if any(n.startswith("staged.py:") for n in names) else sorted(names))
+        real_sync()
+
+    inner = trainer._train_step
+
+    def step(*args, **kwargs):
+        waits.append([])
+        monkeypatch.setattr(_core, "sync", sync)
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            monkeypatch.setattr(_core, "sync", real_sync)
+
+    trainer._train_step = step
+    trainer.fit()
+    assert len(waits) == 5
+    buckets = len(trainer.ddp.reducer.buckets)
+    transport = type(trainer.ddp.reducer.transport).__name__
+    staged = buckets if transport == "StagedTransport" else 0
+    for w in waits:  # logging steps (3, 5) read the loss outside _train_step
+        assert sorted(w, key=str) == ["flags"] + ["staged copy"] * staged, (transport, w)
+
+
+def test_ddp_reads_the_flags_of_all_buckets_in_one_transfer(fake_gpu, monkeypatch):
+    import lucid.distributed as dist
+    from lucid.distributed import buckets
+
+    model = lucid.nn.Sequential(*[lucid.nn.Linear(512, 512) for _ in range(4)]).to("gpu")  # 1 MiB weights
+    ddp = dist.DistributedDataParallel(model, bucket_cap_mb=0.5)
+    assert len(ddp.reducer.buckets) >= 3
+    x = lucid.randn(2, 512, device="gpu")
+    stats = _stats()
+    inner = buckets.Reducer._read_flags
+    seen = []
+
+    def counted(self):
+        before = stats.syncs
+        ok = inner(self)
+        seen.append(stats.syncs - before)
+        return ok
+
+    monkeypatch.setattr(type(ddp.reducer), "_read_flags", counted)
+    ddp(x).sum().backward()  # the flags are read when the last bucket is reduced
+    assert ddp.finish()
+    assert seen == [1]
+    assert all(p.grad is not None for p in model.parameters())
