@@ -34,7 +34,7 @@ from lucid.distributed.ddp import DistributedDataParallel
 from lucid.distributed.failure import abort, abort_on_exit, nonfinite
 from lucid.distributed.launcher import find_mpiexec
 from lucid.distributed.metrics import ClassificationMeter, reduce_sums
-from lucid.distributed.sync_batchnorm import SyncBatchNorm
+from lucid.distributed.sync_batchnorm import SyncBatchNorm, SyncBatchNormAct
 from lucid.distributed.watchdog import watch
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "ReduceOp",
     "Reducer",
     "SyncBatchNorm",
+    "SyncBatchNormAct",
     "abort",
     "abort_on_exit",
     "all_gather",
