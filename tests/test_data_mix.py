@@ -9,6 +9,7 @@ import lucid
 import lucid.nn.functional as F
 from lucid.autograd import gradcheck
 from lucid.data.mix import MixParams, Mixup, cutmix_lam, mix_generator, rand_bbox
+from lucid.distributed.group import ProcessGroup
 from lucid.train.batch_mix import GlobalBatchMix, build_batch_mix
 from lucid.train.config import ConfigError, config_from_dict
 
@@ -159,12 +160,24 @@ def test_mixup_with_one_class_is_refused():
         Mixup(mixup_alpha=-1)
 
 
+class Member:
+    """The communicator of a process group as this rank sees it (only its rank is read)."""
+
+    def __init__(self, rank):
+        self.rank = rank
+
+    def Get_rank(self):
+        return self.rank
+
+
 def test_odd_global_batch_is_refused_and_off_means_none():
     cfg = config(mixup_alpha=0.2)
     with pytest.raises(ValueError, match=r"even G: data.batch_size 3 x 1 rank\(s\) = 3"):
-        build_batch_mix(cfg, 0, 1, 3)
-    assert build_batch_mix(cfg, 1, 3, 2) is not None
-    assert build_batch_mix(config(), 0, 1, 3) is None
+        build_batch_mix(cfg, 3, ProcessGroup(Member(0), [0]))
+    mix = build_batch_mix(cfg, 2, ProcessGroup(Member(1), [0, 1, 2]))
+    assert (mix.rank, mix.world, mix.peer) == (1, 3, 1)
+    assert build_batch_mix(cfg, 3, ProcessGroup(Member(0), [0, 3])).peer == 1
+    assert build_batch_mix(config(), 3) is None
 
 
 def test_same_global_batch_at_world_sizes_1_2_and_3():

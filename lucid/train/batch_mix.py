@@ -17,9 +17,13 @@ rank is its own peer.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from lucid.data.mix import Mixup, mix_generator
+from lucid.distributed.comm import resolve
+from lucid.distributed.group import ProcessGroup
 from lucid.distributed.p2p import sendrecv
 from lucid.tensor import Tensor
 from lucid.train.config import TrainConfig
@@ -31,8 +35,9 @@ class GlobalBatchMix:
     Args:
         mixup: the Mixup/CutMix settings (parameters per batch).
         seed: the run's seed.
-        rank, world: this rank and the world size of the data-parallel group.
-        exchange: ``exchange(array, peer) -> peer's array`` (default: MPI Sendrecv).
+        rank, world: this rank and the size of the data-parallel process group.
+        exchange: ``exchange(array, peer) -> peer's array`` (default: MPI Sendrecv
+            over the world; pass ``functools.partial(sendrecv, group=g)`` for a group).
     """
 
     def __init__(self, mixup: Mixup, seed: int, rank: int, world: int, exchange=sendrecv):
@@ -60,16 +65,19 @@ class GlobalBatchMix:
         return Tensor._wrap(mixed.transpose(0, 3, 1, 2), "cpu"), Tensor._wrap(self.mixup.targets(y, partner_y, params), "cpu")
 
 
-def build_batch_mix(cfg: TrainConfig, rank: int, world: int, batch_size: int) -> GlobalBatchMix | None:
-    """The run's GlobalBatchMix, or None when ``data.mixup_alpha`` and ``data.cutmix_alpha``
-    are both 0. The global micro-batch ``batch_size * world`` must be even (timm's pairing)."""
+def build_batch_mix(cfg: TrainConfig, batch_size: int, group: ProcessGroup | None = None) -> GlobalBatchMix | None:
+    """The run's GlobalBatchMix over the data-parallel ``group`` (None: the world), or None
+    when ``data.mixup_alpha`` and ``data.cutmix_alpha`` are both 0. The global
+    micro-batch ``batch_size * group size`` must be even (timm's pairing)."""
     d = cfg.data
     if not (d.mixup_alpha > 0 or d.cutmix_alpha > 0):
         return None
+    g = resolve(group)
+    rank, world = g.rank, g.size
     if batch_size * world % 2:
         raise ValueError(
             f"data.mixup_alpha / data.cutmix_alpha pair global positions g and G-1-g of each global batch, "
             f"which needs an even G: data.batch_size {batch_size} x {world} rank(s) = {batch_size * world}"
         )
     mixup = Mixup(d.mixup_alpha, d.cutmix_alpha, d.mix_prob, d.switch_prob, cfg.optim.label_smoothing, cfg.model.num_classes)
-    return GlobalBatchMix(mixup, cfg.run.seed, rank, world)
+    return GlobalBatchMix(mixup, cfg.run.seed, rank, world, functools.partial(sendrecv, group=group))

@@ -135,6 +135,7 @@ class RunConfig:
     ema_warmup: bool = True  # timm's decay warmup: 1 - (1 + step)^(-2/3), capped at ema_decay
     progress: bool = True
     log_samples: bool = False  # append each step's sample ids to samples-rank<r>.jsonl (debugging)
+    replica_check_interval: int = field(default=200, metadata=_non_negative())  # steps; 0 = off
     tensorboard: bool = False  # also write TensorBoard event files to <run_dir>/tensorboard (needs tensorboardX)
 
 
