@@ -20,8 +20,10 @@ import lucid
 import lucid.distributed as dist
 import lucid.nn.functional as F
 from lucid.distributed import checkpoint
+from lucid.distributed.consistency import ReplicaCheck, check_same_settings
 from lucid.nn.utils import clip_grad_norm_
 from lucid.train import finetune, run_dir
+from lucid.train.batch_mix import build_batch_mix
 from lucid.train.best import BestTracker
 from lucid.train.config import TrainConfig
 from lucid.train.data_setup import build_data
@@ -59,6 +61,8 @@ class Trainer:
         self.resume, self.overwrite, self.command = resume, overwrite, command
         self.cfg = cfg
         dist.init()
+        # same config and launch options on every rank, or the same error on every rank
+        check_same_settings({"config": cfg.to_dict(), "launch": {"resume": resume}}, what="configs")
         self.rank, self.world = dist.rank(), dist.world_size()
         self.main = self.rank == 0
         self.device = dist.device(require_gpu=True) if cfg.run.device == "gpu" else "cpu"
@@ -73,6 +77,8 @@ class Trainer:
         self.model = build_model(cfg, self.device, self.world, on_pretrained=self._report_pretrained)
         self.data = build_data(cfg.data, cfg.model.num_classes, self.rank, self.world, cfg.run.seed, self.batch_size)
         self.ddp = dist.DistributedDataParallel(self.model, compression="fp16" if cfg.run.fp16_compression else None, votes=2)
+        self.mix = build_batch_mix(cfg, self.batch_size, self.ddp.process_group)  # None: no mixup/CutMix
+        self.replica_check = ReplicaCheck(self.model, cfg.run.replica_check_interval)
         self.votes = StepVotes(stop, cfg.run.ckpt_minutes)
         datasets = {"train": self.data.train_loader.dataset, "val": self.data.val_loader.dataset}
         self.skipped_images = SkippedImages(self.run_dir, self.main, datasets)
@@ -321,11 +327,15 @@ class Trainer:
             if k == accum - 1:  # the votes ride in the synchronised micro-batch's all-reduce
                 self.ddp.reducer.votes[:] = self.votes.votes()
             images, labels = next(batches)
+            if self.mix:  # soft targets with the label smoothing folded in, in the run's dtype
+                images, labels = self.mix(images, labels, self.step, k)
+                labels = labels.to(self.cfg.run.dtype)
             images = images.to(self.device).to(self.cfg.run.dtype)
             labels = labels.to(self.device)
             with self.ddp.no_sync() if k < accum - 1 else nullcontext():
                 logits = self.ddp(images)
-                loss = F.cross_entropy(logits, labels, label_smoothing=self.cfg.optim.label_smoothing)
+                smoothing = 0.0 if self.mix else self.cfg.optim.label_smoothing
+                loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
                 (loss / accum if accum > 1 else loss).backward()
             total += loss.item()
         if self.ddp.finish():
@@ -341,6 +351,7 @@ class Trainer:
         self.optimizer.zero_grad()
         self.scheduler.step()
         self.step += 1
+        self.replica_check.maybe_check(self.step)
         return total / accum
 
     def _step_boundary(self) -> None:
