@@ -77,6 +77,10 @@ class DataConfig:
     eval_batch_size: int = field(default=0, metadata=_non_negative())  # 0 = batch_size
     workers: int = field(default=2, metadata=_non_negative())
     on_error: str = field(default="raise", metadata=_one_of("raise", "skip"))
+    mixup_alpha: float = field(default=0.0, metadata=_non_negative())  # Beta(a, a) of mixup's lambda; 0 = off
+    cutmix_alpha: float = field(default=0.0, metadata=_non_negative())  # Beta(a, a) of CutMix's lambda; 0 = off
+    mix_prob: float = field(default=1.0, metadata=_check(lambda v: 0 <= v <= 1, "must be in [0, 1]"))  # per batch
+    switch_prob: float = field(default=0.5, metadata=_check(lambda v: 0 <= v <= 1, "must be in [0, 1]"))  # CutMix share
 
 
 @dataclass
@@ -241,6 +245,12 @@ def config_from_dict(data: dict, source: str = "<config>") -> TrainConfig:
 
 
 def _check_consistency(cfg: TrainConfig, source: str) -> None:
+    mixing = [f"data.{k} = {getattr(cfg.data, k)}" for k in ("mixup_alpha", "cutmix_alpha") if getattr(cfg.data, k) > 0]
+    if mixing and cfg.model.num_classes < 2:
+        raise ConfigError(
+            f"{source}: {' and '.join(mixing)} mixes the labels of two samples, which needs model.num_classes >= 2, "
+            f"got model.num_classes = {cfg.model.num_classes}"
+        )
     if any(not isinstance(p, str) or not p for p in cfg.model.freeze):
         raise ConfigError(f"{source}: model.freeze must be a list of module-name prefixes, got {cfg.model.freeze!r}")
     if cfg.run.tensorboard:
