@@ -15,6 +15,7 @@ import numpy as np
 
 from lucid import _backend
 from lucid.dtypes import DEFAULT_FLOAT, is_floating, resolve_dtype
+from lucid.to_args import parse_to_args
 
 
 def _on_own_device(method: Callable) -> Callable:
@@ -164,21 +165,12 @@ class Tensor:
 
     def to(self, *args: Any, **kwargs: Any) -> "Tensor":
         """``to(device)``, ``to(dtype)`` or ``to(device, dtype)``; differentiable for dtype."""
-        device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
-        if kwargs:
-            raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
-        for a in args:
-            if isinstance(a, str) and _is_dtype_name(a):
-                dtype = a
-            elif isinstance(a, str):
-                device = a  # parse_device below names the valid devices if it is neither
-            else:
-                dtype = a
+        device, dtype = parse_to_args(args, kwargs)
         out = self
         if dtype is not None:
-            out = _ops.cast(out, resolve_dtype(dtype))
+            out = _ops.cast(out, dtype)
         if device is not None:
-            out = _ops.to_device(out, _backend.parse_device(device))
+            out = _ops.to_device(out, device)
         return out
 
     def cpu(self) -> "Tensor":
@@ -404,14 +396,6 @@ def _node_hooks(node) -> list:
     if node.hooks is None:
         node.hooks = []
     return node.hooks
-
-
-def _is_dtype_name(spec: str) -> bool:
-    try:
-        np.dtype(spec)
-        return True
-    except TypeError:
-        return False
 
 
 from lucid import ops as _ops  # noqa: E402 - ops need Tensor defined first

@@ -15,9 +15,11 @@ import numpy as np
 
 from lucid import _backend
 from lucid.autograd import no_grad
-from lucid.dtypes import is_floating, resolve_dtype
+from lucid.autograd.zero_grad import zero_grad
+from lucid.dtypes import is_floating
 from lucid.nn.parameter import Parameter, is_uninitialized, set_data
 from lucid.tensor import Tensor
+from lucid.to_args import parse_to_args
 
 _hook_ids = itertools.count()
 
@@ -252,13 +254,7 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drop (default) or zero every parameter's ``.grad``."""
-        for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                p.grad.data[...] = 0
+        zero_grad(self.parameters(), set_to_none)
 
     def apply(self, fn: Callable[["Module"], None]) -> "Module":
         """Call ``fn`` on every descendant, then on self (e.g. custom weight init)."""
@@ -283,7 +279,7 @@ class Module:
 
     def to(self, *args: Any, **kwargs: Any) -> "Module":
         """``to(device)``, ``to(dtype)`` or both; dtype changes only floating-point tensors."""
-        device, dtype = _parse_to_args(args, kwargs)
+        device, dtype = parse_to_args(args, kwargs)
 
         def convert(a):
             if dtype is not None and is_floating(a.dtype) and a.dtype != dtype:
@@ -431,25 +427,3 @@ def _remove_from(module: Module, name: str) -> None:
     for registry in ("_parameters", "_buffers", "_modules"):
         d[registry].pop(name, None)
     d["_non_persistent_buffers"].discard(name)
-
-
-def _parse_to_args(args: tuple, kwargs: dict) -> tuple[str | None, np.dtype | None]:
-    """(device, dtype) from ``to``'s arguments; a bad string names the valid devices."""
-    device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
-    if kwargs:
-        raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
-    for a in args:
-        if isinstance(a, str):
-            try:
-                device = _backend.parse_device(a)
-                continue
-            except ValueError as err:
-                try:
-                    dtype = resolve_dtype(a)
-                except TypeError:
-                    raise ValueError(f"to(): {a!r} is neither a device nor a dtype; {err}") from None
-        else:
-            dtype = a
-    if device is not None:
-        device = _backend.parse_device(device)
-    return device, resolve_dtype(dtype)
