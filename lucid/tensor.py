@@ -15,7 +15,7 @@ import numpy as np
 
 from lucid import _backend
 from lucid.dtypes import DEFAULT_FLOAT, is_floating, resolve_dtype
-from lucid.to_args import parse_to_args
+from lucid.to_args import ToShorthands, parse_to_args
 
 
 def _on_own_device(method: Callable) -> Callable:
@@ -31,7 +31,7 @@ def _on_own_device(method: Callable) -> Callable:
     return run
 
 
-class Tensor:
+class Tensor(ToShorthands):
     """An n-dimensional array that can record operations for reverse-mode autograd.
 
     Args:
@@ -172,21 +172,6 @@ class Tensor:
         if device is not None:
             out = _ops.to_device(out, device)
         return out
-
-    def cpu(self) -> "Tensor":
-        return self.to("cpu")
-
-    def gpu(self, index: int = 0) -> "Tensor":
-        return self.to(f"gpu:{index}")
-
-    def float(self) -> "Tensor":
-        return self.to(np.float32)
-
-    def double(self) -> "Tensor":
-        return self.to(np.float64)
-
-    def half(self) -> "Tensor":
-        return self.to(np.float16)
 
     def long(self) -> "Tensor":
         return self.to(np.int64)

@@ -1,4 +1,5 @@
-"""The arguments of ``Tensor.to`` and ``Module.to``, parsed once for both (PyTorch's rules).
+"""The arguments of ``Tensor.to`` and ``Module.to``, parsed once for both (PyTorch's rules),
+and the shorthands both classes build on ``to`` (``cpu()``, ``gpu()``, ``double()``, ...).
 
 ``to(device)``, ``to(dtype)``, ``to(device, dtype)`` and the keywords ``device=`` /
 ``dtype=``; each may be given once (positionally or by keyword, as in PyTorch, where
@@ -33,6 +34,28 @@ def parse_to_args(args: tuple, kwargs: dict) -> tuple[str | None, np.dtype | Non
             given[kind] = kwargs[kind]
     device = given.get("device")
     return (None if device is None else _backend.parse_device(device)), resolve_dtype(given.get("dtype"))
+
+
+class ToShorthands:
+    """``cpu()``, ``gpu(index)`` (alias ``cuda``), ``float()``, ``double()``, ``half()``: each is
+    ``self.to(...)``; a base of Tensor and Module, which define ``to``."""
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def gpu(self, index: int = 0):
+        return self.to(f"gpu:{index}")
+
+    cuda = gpu
+
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
+
+    def half(self):
+        return self.to(np.float16)
 
 
 def _classify(arg: Any) -> tuple[str, Any]:

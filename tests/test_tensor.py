@@ -145,3 +145,6 @@ def test_tensor_and_module_to_parse_arguments_alike():
             obj.to("cpu", copy=True)
     assert t.to("cpu", dtype="float64").dtype == np.float64
     assert m.to("float64").weight.dtype == np.float64
+    # the shorthands are one mechanism on both classes (lucid.to_args.ToShorthands)
+    assert t.double().dtype == np.float64 and m.half().weight.dtype == np.float16 and m.float().bias.dtype == np.float32
+    assert lucid.Tensor.cuda is lucid.Tensor.gpu is nn.Module.gpu and t.cpu().device == "cpu"

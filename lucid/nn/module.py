@@ -11,15 +11,13 @@ import itertools
 from collections import OrderedDict
 from typing import Any, Callable, Iterator, NamedTuple
 
-import numpy as np
-
 from lucid import _backend
 from lucid.autograd import no_grad
 from lucid.autograd.zero_grad import zero_grad
 from lucid.dtypes import is_floating
 from lucid.nn.parameter import Parameter, is_uninitialized, set_data
 from lucid.tensor import Tensor
-from lucid.to_args import parse_to_args
+from lucid.to_args import ToShorthands, parse_to_args
 
 _hook_ids = itertools.count()
 
@@ -48,7 +46,7 @@ class IncompatibleKeys(NamedTuple):
     unexpected_keys: list[str]
 
 
-class Module:
+class Module(ToShorthands):
     """Base class for layers and models: subclass it and write ``forward``.
 
     Attributes:
@@ -289,23 +287,6 @@ class Module:
             return a
 
         return self._apply_to_arrays(convert)
-
-    def cpu(self) -> "Module":
-        return self.to("cpu")
-
-    def gpu(self, index: int = 0) -> "Module":
-        return self.to(f"gpu:{index}")
-
-    cuda = gpu
-
-    def float(self) -> "Module":
-        return self.to(np.float32)
-
-    def double(self) -> "Module":
-        return self.to(np.float64)
-
-    def half(self) -> "Module":
-        return self.to(np.float16)
 
     # -- state_dict ----------------------------------------------------------------
     def state_dict(self, destination: dict | None = None, prefix: str = "", keep_vars: bool = False) -> "OrderedDict[str, Tensor]":
