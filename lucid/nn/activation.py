@@ -1,4 +1,4 @@
-"""Activation modules: ReLU, Sigmoid, Softmax, LogSoftmax."""
+"""Activation modules: ReLU, SiLU, Sigmoid, Softmax, LogSoftmax."""
 from __future__ import annotations
 
 from lucid.nn import functional as F
@@ -19,6 +19,20 @@ class ReLU(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         return F.relu(input)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class SiLU(Module):
+    """x * sigmoid(x) elementwise (the swish of EfficientNet and ResNet-RS)."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return input * F.sigmoid(input)
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
