@@ -8,8 +8,9 @@ temporary ImageFolder and measures images/s over whole passes:
   (the crops and flips are the same as lucid's: same per-sample generators);
 - lucid: ImageFolder(root, imagenet_train(224)) batches as DataLoader(num_workers=0)
   builds them (one core), with the default JPEG decoder (TurboJPEG through simplejpeg when
-  it is installed, which the run names) and with Pillow's (``decoder="pillow"``), and the
-  DataLoader with 0, 2 thread and 2 process workers.
+  it is installed, which the run names), with Pillow's (``decoder="pillow"``, the same
+  pixels) and with the opt-in ``decoder="turbo_fast"`` (other pixels), and the DataLoader
+  with 0, 2 thread and 2 process workers.
 
 Other jobs share the cores, so the one-core pipelines are timed in CPU seconds, batch
 by batch in rotating turns (all see the same load), and medians are reported; the
@@ -103,6 +104,9 @@ def main() -> None:
             "lucid, decoder='pillow'": lambda ix: lucid_batch(pillow, ix),
             "lucid, interpolation='bilinear'": lambda ix: lucid_batch(bilinear, ix),
         }
+        if jpeg_turbo.available():  # opt-in: TurboJPEG's fast IDCT and upsampling (other pixels)
+            fast = ImageFolder(root, transform=imagenet_train(224), decoder="turbo_fast")
+            one_core["lucid, decoder='turbo_fast'"] = lambda ix: lucid_batch(fast, ix)
         same = all(np.array_equal(lucid_batch(area, ix)[0].numpy(), lucid_batch(pillow, ix)[0].numpy()) for ix in batches[:2])
         for run in one_core.values():  # warm the page cache and the imports
             run(batches[0])

@@ -207,3 +207,57 @@ def test_grey_decoding_is_libjpegs_grey_at_every_scale():
         img, factor = open_image(io.BytesIO(data), "L", decoder=decoder).load((10, 20, 300, 200), (250, 150))
         assert factor == 1 and img.mode == "L"
         np.testing.assert_array_equal(np.asarray(img), np.asarray(ref))
+
+
+PHOTOS = [jpeg(500, 375, seed=s) for s in range(10, 16)] + [jpeg(375, 500, seed=16, subsampling=0)]
+
+
+@pytest.mark.parametrize("mode, factor, exact", [("RGB", 1, False), ("RGB", 2, False), ("L", 1, False), ("L", 4, True)])
+def test_turbo_fast_decodes_within_two_levels_on_average(mode, factor, exact, turbo_calls):
+    """The fast IDCT (full scale only) and chroma replication (subsampled colour files) move
+    pixels by under 2 levels on average; a scaled grey decode uses neither: exact."""
+    for data in PHOTOS:
+        w, h = Image.open(io.BytesIO(data)).size
+        box, out = ((0, 0, w, h), (w // factor, h // factor)) if factor > 1 else (None, None)
+        accurate, _ = open_image(io.BytesIO(data), mode, decoder="turbo").load(box, out)
+        fast, got = open_image(io.BytesIO(data), mode, decoder="turbo_fast").load(box, out)
+        a, b = np.asarray(accurate, np.float64), np.asarray(fast, np.float64)
+        assert got == factor and a.shape == b.shape
+        if exact:
+            np.testing.assert_array_equal(a, b)
+        assert np.abs(a - b).mean() < 2.0  # 8-bit levels
+        assert factor > 1 or np.abs(a - b).mean() > 0  # the fast IDCT ran
+    assert all(turbo_calls)
+
+
+def test_turbo_fast_training_samples_stay_close(turbo_calls):
+    t = imagenet_train(224)
+    std = np.asarray(t._stages[-1].affines[0].std, np.float32)  # back to [0, 1] units
+    diffs = []
+    for i, data in enumerate(PHOTOS * 3):
+        a = t(open_image(io.BytesIO(data), decoder="turbo"), sample_generator(0, 0, i))
+        b = t(open_image(io.BytesIO(data), decoder="turbo_fast"), sample_generator(0, 0, i))
+        diffs.append(np.abs(a - b) * std)
+    assert all(turbo_calls) and len(turbo_calls) == 2 * len(PHOTOS) * 3
+    assert 0 < np.mean(diffs) < 2 / 255
+    assert max(np.percentile(d, 99) for d in diffs) < 12 / 255  # no sample far off
+
+
+def test_turbo_fast_reports_bad_files_as_the_others_do():
+    data = jpeg(200, 160, seed=6)
+    with pytest.raises(ImageLoadError, match="mem.jpg.*truncated"):
+        open_image(io.BytesIO(data[: len(data) // 2]), path="mem.jpg", decoder="turbo_fast").decode()
+
+
+def test_folder_source_passes_the_decoder(tmp_path):
+    from lucid.train.config import DataConfig
+    from lucid.train.data_sources import folder
+
+    for c in ("a", "b"):
+        (tmp_path / "train" / c).mkdir(parents=True)
+        (tmp_path / "train" / c / "x.jpg").write_bytes(FILES["420"])
+    cfg = DataConfig(root=str(tmp_path))
+    assert folder(cfg, "train", 2, 0, None).decoder == "auto"
+    assert folder(cfg, "train", 2, 0, None, decoder="turbo_fast").decoder == "turbo_fast"
+    with pytest.raises(ValueError, match="unknown JPEG decoder 'fast'"):
+        folder(cfg, "train", 2, 0, None, decoder="fast")

@@ -82,16 +82,19 @@ class PendingImage:
         path: the file, for error messages.
         jpeg: the file's bytes, to be decoded by TurboJPEG (lucid.data.jpeg_turbo), and
             ``size`` its header's (width, height); Pillow opens the bytes only if
-            TurboJPEG fails.
+            TurboJPEG fails. ``fast``: TurboJPEG's fast IDCT and upsampling.
     """
 
-    def __init__(self, img: Image.Image | None, mode: str, path: str = "<image>", jpeg: bytes | None = None, size=None):
+    def __init__(
+        self, img: Image.Image | None, mode: str, path: str = "<image>", jpeg: bytes | None = None, size=None, fast: bool = False
+    ):
         self._img = img
         self.mode = mode
         self.path = path
         self._data = jpeg
         self.turbo = jpeg is not None  # decode with TurboJPEG (until it fails)
         self._size = size
+        self.fast = fast
 
     @property
     def img(self) -> Image.Image:
@@ -106,7 +109,7 @@ class PendingImage:
 
     def _turbo(self, box, out_size) -> tuple[Image.Image, float] | None:
         factor = draft_factor((box[2] - box[0], box[3] - box[1]), out_size) if box is not None else 1
-        img = jpeg_turbo.decode(self._data, self._size, self.mode, factor)
+        img = jpeg_turbo.decode(self._data, self._size, self.mode, factor, self.fast)
         if img is None:  # let Pillow decode it, and accept or report the file as it does
             self.turbo = False
             return None
@@ -167,15 +170,16 @@ def _read(file, path: str) -> bytes:
 def open_image(file, mode: str = "RGB", path: str | None = None, decoder: str = "auto") -> PendingImage:
     """Open ``file`` (a path or a binary file object) lazily: only the header is parsed.
     Errors are ImageLoadError naming ``path``. ``decoder``: "pillow", "turbo" (TurboJPEG
-    through simplejpeg for YCbCr and grey JPEGs, Pillow for other files) or "auto"
-    (turbo when simplejpeg is installed). With Pillow and a file object the caller keeps
+    through simplejpeg for YCbCr and grey JPEGs, Pillow for other files), "turbo_fast"
+    (its fast IDCT and upsampling: other pixels) or "auto" (turbo when simplejpeg is
+    installed). With Pillow and a file object the caller keeps
     it open until the image is decoded (and closes it); turbo reads the whole file."""
     path = path if path is not None else str(file)
     if jpeg_turbo.uses_turbo(jpeg_turbo.check_decoder(decoder)):
         data = _read(file, path)
         size = jpeg_turbo.header(data)
         if size is not None:
-            return PendingImage(None, mode, path, jpeg=data, size=size)
+            return PendingImage(None, mode, path, jpeg=data, size=size, fast=decoder == "turbo_fast")
         file = io.BytesIO(data)
     return PendingImage(_pillow_open(file, path), mode, path)
 
