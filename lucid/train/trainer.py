@@ -26,6 +26,7 @@ from lucid.distributed.consistency import ReplicaCheck, check_same_settings
 from lucid.nn.utils import clip_grad_norm_
 from lucid.ops import device_asserts
 from lucid.train import finetune, run_dir
+from lucid.train.batch_mix import build_batch_mix
 from lucid.train.best import BestTracker
 from lucid.train.config import TrainConfig
 from lucid.train.data_setup import build_data
@@ -79,6 +80,7 @@ class Trainer:
         self.model = build_model(cfg, self.device, self.world, on_pretrained=self._report_pretrained)
         self.data = build_data(cfg.data, cfg.model.num_classes, self.rank, self.world, cfg.run.seed, self.batch_size)
         self.ddp = dist.DistributedDataParallel(self.model, compression="fp16" if cfg.run.fp16_compression else None, votes=2)
+        self.mix = build_batch_mix(cfg, self.batch_size, self.ddp.process_group)  # None: no mixup/CutMix
         self.replica_check = ReplicaCheck(self.model, cfg.run.replica_check_interval)
         self.votes = StepVotes(stop, cfg.run.ckpt_minutes)
         datasets = {"train": self.data.train_loader.dataset, "val": self.data.val_loader.dataset}
@@ -329,11 +331,15 @@ class Trainer:
             if k == accum - 1:  # the votes ride in the synchronised micro-batch's all-reduce
                 self.ddp.reducer.votes[:] = self.votes.votes()
             images, labels = next(batches)
+            if self.mix:  # soft targets with the label smoothing folded in, in the run's dtype
+                images, labels = self.mix(images, labels, self.step, k)
+                labels = labels.to(self.cfg.run.dtype)
             images = images.to(self.device).to(self.cfg.run.dtype)
             labels = labels.to(self.device)
             with self.ddp.no_sync() if k < accum - 1 else nullcontext():
                 logits = self.ddp(images)
-                loss = F.cross_entropy(logits, labels, label_smoothing=self.cfg.optim.label_smoothing)
+                smoothing = 0.0 if self.mix else self.cfg.optim.label_smoothing
+                loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
                 (loss / accum if accum > 1 else loss).backward()
             total = total + loss.data.astype("float64")  # stays on the device
         if self.ddp.finish():
