@@ -5,6 +5,7 @@ and reports the largest difference per parameter; these tests assert on those.
 """
 import numpy as np
 import pytest
+from dist_scripts import mpirun
 from dist_scripts.mpirun import run_ok
 
 from lucid.distributed.buckets import plan_buckets
@@ -60,9 +61,26 @@ def test_fp16_compression_and_postdivide():
     assert all(got["wire_dtype"] == "float16" for got in res.values())
 
 
+def _has_half_type() -> bool:
+    """Whether the MPI library the tests launch sums float16 itself (MPICH yes, Open MPI 4 no)."""
+    code = "from lucid.distributed.backends.mpi import half_route; print(half_route())"
+    run = mpirun.launch(1, ["-c", code], timeout=30, env={"LUCID_MPI_HALF": ""})
+    assert run.returncode == 0, run.stderr
+    return run.stdout.strip().splitlines()[-1] == "native"
+
+
 @pytest.mark.parametrize("half", ["native", "op"])
 def test_fp16_predivide(half):
-    """"op": float16 as 16-bit words with a user-defined MPI sum, the route where MPI has no half type."""
+    """"op": float16 as 16-bit words with a user-defined MPI sum, the route where MPI has no half type.
+
+    Forcing "native" on a library without a half type must fail with a message naming the
+    setting and the way out, on every rank.
+    """
+    if half == "native" and not _has_half_type():
+        run = mpirun.mpirun("buckets_plain.py", 3, "fp16", timeout=60, env={"LUCID_MPI_HALF": half})
+        assert run.returncode != 0
+        assert "LUCID_MPI_HALF=native, but this MPI library" in run.stderr and "has no float16 type" in run.stderr
+        return
     res = run_ok("buckets_plain.py", 3, "fp16", timeout=60, env={"LUCID_MPI_HALF": half})
     _check(res, 2e-3, 3)
 

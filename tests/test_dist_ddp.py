@@ -5,6 +5,7 @@ reference copy of rank 0's model on the whole global batch in one process; these
 tests require the two to agree within 1e-10 and all ranks to agree exactly.
 """
 import json
+import os
 import subprocess
 import sys
 
@@ -111,7 +112,7 @@ def test_world_of_one_without_launcher():
     """python script.py (no mpiexec): DDP and SyncBN are plain single-process training."""
     proc = subprocess.run(
         [sys.executable, str(SCRIPTS / "ddp_train.py"), "syncbn", "uneven", "train"],
-        capture_output=True, text=True, timeout=60, env={"PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=60, env={"PYTHONPATH": str(ROOT), "PATH": os.environ["PATH"]},
     )
     assert proc.returncode == 0, proc.stderr
     got = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))[len("RESULT ") :])

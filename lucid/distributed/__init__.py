@@ -37,7 +37,7 @@ from lucid.distributed.failure import abort, abort_on_exit, nonfinite
 from lucid.distributed.group import ProcessGroup
 from lucid.distributed.launcher import find_mpiexec
 from lucid.distributed.metrics import ClassificationMeter, reduce_sums
-from lucid.distributed.sync_batchnorm import SyncBatchNorm
+from lucid.distributed.sync_batchnorm import SyncBatchNorm, SyncBatchNormAct
 from lucid.distributed.watchdog import watch
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "Reducer",
     "SettingsMismatch",
     "SyncBatchNorm",
+    "SyncBatchNormAct",
     "abort",
     "abort_on_exit",
     "all_gather",

@@ -9,7 +9,8 @@ statistics of the concatenated batch: ranks with different (even zero) local bat
 sizes are weighted by their counts, and the running statistics (unbiased variance
 over the global count) are identical on every rank. Eval mode uses the running
 statistics and communicates nothing. ``process_group`` limits the sum to a group's
-ranks (None: the world).
+ranks (None: the world). ``SyncBatchNormAct`` is the same for a BatchNormAct2d
+(normalisation + activation, a ReLU fused into the kernel).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from lucid.distributed import comm as _comm
 from lucid.distributed.collectives import all_reduce
 from lucid.distributed.group import ProcessGroup
 from lucid.nn.module import Module
+from lucid.nn.norm_act import BatchNormAct2d
 from lucid.nn.normalization import BatchNorm2d
 
 
@@ -49,15 +51,17 @@ class SyncBatchNorm(BatchNorm2d):
 
     @classmethod
     def convert_sync_batchnorm(cls, module: Module, process_group: ProcessGroup | None = None) -> Module:
-        """Replace every BatchNorm2d in ``module`` by a SyncBatchNorm sharing its parameters and buffers.
+        """Replace every BatchNorm2d in ``module`` by a SyncBatchNorm sharing its parameters and buffers
+        (a BatchNormAct2d by a SyncBatchNormAct sharing its activation too).
 
         Returns the converted module (a new object when ``module`` itself is a
         BatchNorm2d); training mode and state are kept; each converted layer
         normalises over ``process_group`` (None: the world).
         """
         out = module
-        if isinstance(module, BatchNorm2d) and not isinstance(module, cls):
-            out = cls.__new__(cls)
+        if isinstance(module, BatchNorm2d) and not isinstance(module, SyncBatchNorm):
+            target = SyncBatchNormAct if isinstance(module, BatchNormAct2d) else cls
+            out = target.__new__(target)
             Module.__init__(out)
             # settings (num_features, eps, momentum, affine, ..., training), not registries or hooks
             out.__dict__.update({k: v for k, v in module.__dict__.items() if not k.startswith("_")})
@@ -69,3 +73,9 @@ class SyncBatchNorm(BatchNorm2d):
         for name, child in module.named_children():
             out.add_module(name, cls.convert_sync_batchnorm(child, process_group))
         return out
+
+
+class SyncBatchNormAct(SyncBatchNorm, BatchNormAct2d):
+    """SyncBatchNorm followed by the activation ``act`` (fused when it is a ReLU): what
+    ``convert_sync_batchnorm`` makes of a BatchNormAct2d. Built directly it takes
+    BatchNormAct2d's arguments (``act_layer`` included) and ``process_group``."""

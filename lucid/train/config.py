@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from lucid.data.presets import PRESETS
+from lucid.nn.layer_registry import ACT_LAYERS, NORM_LAYERS
 from lucid.optim.registry import OPTIMIZERS
 from lucid.registry import Registry
 from lucid.train.data_sources import SOURCES
@@ -56,6 +57,8 @@ class ModelConfig:
     pretrained: str = ""  # a .safetensors / .npz state dict to start from ("" = random init)
     pretrained_source: str = field(default="auto", metadata=_one_of("auto", "torchvision", "timm", "lucid"))
     freeze: list = field(default_factory=list)  # module-name prefixes not trained, e.g. ["stem", "layer1"]
+    norm_layer: str = ""  # a name in lucid.nn.NORM_LAYERS for every norm of the model ("" = the model's default)
+    act_layer: str = ""  # a name in lucid.nn.ACT_LAYERS for every activation ("" = the model's default)
 
 
 @dataclass
@@ -253,6 +256,13 @@ def _check_consistency(cfg: TrainConfig, source: str) -> None:
         )
     if any(not isinstance(p, str) or not p for p in cfg.model.freeze):
         raise ConfigError(f"{source}: model.freeze must be a list of module-name prefixes, got {cfg.model.freeze!r}")
+    for key, registry in (("norm_layer", NORM_LAYERS), ("act_layer", ACT_LAYERS)):
+        value = getattr(cfg.model, key)
+        if value and value not in registry:
+            raise ConfigError(f"{source}: model.{key} = {value!r} is not a registered {registry.kind} "
+                              f"(valid: {', '.join(registry.names())})")
+        if value and key in cfg.model.overrides:
+            raise ConfigError(f"{source}: model.{key} and model.overrides.{key} are both set; keep one")
     if cfg.run.tensorboard:
         try:
             require_tensorboardx()

@@ -28,8 +28,8 @@ def _half_sum(inbuf, outbuf, datatype) -> None:
 def half_route() -> str:
     """"native" when this MPI library sums float16 itself, else "op" (a user-defined sum)."""
     forced = os.environ.get("LUCID_MPI_HALF")
-    if forced in ("native", "op"):
-        return forced
+    if forced not in (None, "", "native", "op"):
+        raise ValueError(f"LUCID_MPI_HALF={forced!r}: expected 'native' or 'op' (or unset it)")
     from mpi4py import MPI
     from mpi4py.util import dtlib
 
@@ -37,7 +37,11 @@ def half_route() -> str:
         native = dtlib.from_numpy_dtype(np.float16) != MPI.DATATYPE_NULL
     except (KeyError, ValueError, TypeError):
         native = False
-    return "native" if native else "op"
+    if forced == "native" and not native:
+        library = MPI.Get_library_version().splitlines()[0].strip()
+        raise RuntimeError(f"LUCID_MPI_HALF=native, but this MPI library ({library}) has no float16 "
+                           "type; unset LUCID_MPI_HALF or set it to 'op' (a user-defined float16 sum)")
+    return forced or ("native" if native else "op")
 
 
 def sum_args(buffer) -> tuple[Any, Any]:
