@@ -213,3 +213,26 @@ def test_same_global_batch_at_world_sizes_1_2_and_3():
                     assert g == i * w + r  # the sampler deals global positions round-robin
                     np.testing.assert_array_equal(np.array(got["images"][i], np.float32), np.array(b["images"][g], np.float32))
                     np.testing.assert_array_equal(np.array(got["targets"][i], np.float32), np.array(b["targets"][g], np.float32))
+
+
+def test_stream_numbers_batches_by_step_and_micro_step(batch):
+    x, y = batch
+    m = Mixup(mixup_alpha=1.0, cutmix_alpha=1.0, num_classes=5)
+    mix = GlobalBatchMix(m, seed=4, rank=0, world=1, exchange=None, target_dtype="float64")
+    batches = [(lucid.Tensor._wrap((x + j).transpose(0, 3, 1, 2), "cpu"), lucid.tensor(y)) for j in range(6)]
+    streamed = list(mix.stream(iter(batches), first_step=5, accum=3))
+    for j, (images, targets) in enumerate(streamed):
+        want_images, want_targets = mix(*batches[j], 5 + j // 3, j % 3)
+        np.testing.assert_array_equal(images.numpy(), want_images.numpy())
+        np.testing.assert_array_equal(targets.numpy(), want_targets.numpy())
+        assert targets.dtype == np.float64
+    assert len({images.numpy().tobytes() for images, _ in streamed}) == 6
+
+
+def test_device_batches_are_refused(batch):
+    class OnGpu:
+        device = "gpu:0"
+
+    mix = GlobalBatchMix(Mixup(num_classes=5), seed=0, rank=0, world=1)
+    with pytest.raises(ValueError, match="host batches .* got gpu:0"):
+        mix(OnGpu(), OnGpu(), 0, 0)

@@ -18,6 +18,7 @@ rank is its own peer.
 from __future__ import annotations
 
 import functools
+from typing import Iterator
 
 import numpy as np
 
@@ -38,13 +39,15 @@ class GlobalBatchMix:
         rank, world: this rank and the size of the data-parallel process group.
         exchange: ``exchange(array, peer) -> peer's array`` (default: MPI Sendrecv
             over the world; pass ``functools.partial(sendrecv, group=g)`` for a group).
+        target_dtype: dtype of the soft targets (the run's float dtype).
     """
 
-    def __init__(self, mixup: Mixup, seed: int, rank: int, world: int, exchange=sendrecv):
+    def __init__(self, mixup: Mixup, seed: int, rank: int, world: int, exchange=sendrecv, target_dtype: str = "float32"):
         self.mixup, self.seed = mixup, int(seed)
         self.rank, self.world = int(rank), int(world)
         self.peer = self.world - 1 - self.rank
         self.exchange = exchange
+        self.target_dtype = np.dtype(target_dtype)
 
     def partners(self, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The flip partner of each local sample: the peer's batch reversed."""
@@ -53,16 +56,27 @@ class GlobalBatchMix:
         return images[::-1], labels[::-1]
 
     def __call__(self, images: Tensor, labels: Tensor, step: int, micro: int) -> tuple[Tensor, Tensor]:
-        """(mixed images, soft targets (N, num_classes) float32) for optimizer step ``step``'s
-        accumulation micro-step ``micro``; ``images`` is the loader's (N, C, H, W) batch."""
+        """(mixed images, soft targets (N, num_classes)) for optimizer step ``step``'s
+        accumulation micro-step ``micro``; ``images`` is the loader's (N, C, H, W) host batch."""
+        if images.device != "cpu" or labels.device != "cpu":
+            raise ValueError(f"GlobalBatchMix mixes the loader's host batches (before any copy to a device), got {images.device}")
         x = images.data.transpose(0, 2, 3, 1)  # the NHWC memory of the channels-last batch
         y = np.asarray(labels.data)
         params = self.mixup.params(mix_generator(self.seed, step, micro), x.shape[1], x.shape[2])
         if not params.mixes:  # the same decision on every rank: no exchange
-            return images, Tensor._wrap(self.mixup.targets(y, y, params), "cpu")
+            return images, self._targets(y, y, params)
         partner_x, partner_y = self.partners(np.ascontiguousarray(x), y)
         mixed = self.mixup.mix_images(x, partner_x, params)
-        return Tensor._wrap(mixed.transpose(0, 3, 1, 2), "cpu"), Tensor._wrap(self.mixup.targets(y, partner_y, params), "cpu")
+        return Tensor._wrap(mixed.transpose(0, 3, 1, 2), "cpu"), self._targets(y, partner_y, params)
+
+    def _targets(self, y, partner_y, params) -> Tensor:
+        return Tensor._wrap(self.mixup.targets(y, partner_y, params).astype(self.target_dtype, copy=False), "cpu")
+
+    def stream(self, batches: Iterator, first_step: int, accum: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """The loader's ``(images, labels)`` batches mixed in order: batch ``j`` is micro-step
+        ``j % accum`` of optimizer step ``first_step + j // accum``."""
+        for j, (images, labels) in enumerate(batches):
+            yield self(images, labels, first_step + j // accum, j % accum)
 
 
 def build_batch_mix(cfg: TrainConfig, batch_size: int, group: ProcessGroup | None = None) -> GlobalBatchMix | None:
@@ -80,4 +94,4 @@ def build_batch_mix(cfg: TrainConfig, batch_size: int, group: ProcessGroup | Non
             f"which needs an even G: data.batch_size {batch_size} x {world} rank(s) = {batch_size * world}"
         )
     mixup = Mixup(d.mixup_alpha, d.cutmix_alpha, d.mix_prob, d.switch_prob, cfg.optim.label_smoothing, cfg.model.num_classes)
-    return GlobalBatchMix(mixup, cfg.run.seed, rank, world, functools.partial(sendrecv, group=group))
+    return GlobalBatchMix(mixup, cfg.run.seed, rank, world, functools.partial(sendrecv, group=group), cfg.run.dtype)

@@ -298,7 +298,10 @@ class Trainer:
         done = self._epoch_step()
         self.progress.start(self.epoch, run.epochs, self.steps_per_epoch, done)
         ids = loader.sampler.indices() if run.log_samples else None
-        batches = DevicePrefetcher(iter(loader), self.device)  # the next batch is copied during this step
+        batches = iter(loader)
+        if self.mix:  # mixed on the host, before any copy to the device; soft targets as labels
+            batches = self.mix.stream(batches, self.step, run.grad_accum)
+        batches = DevicePrefetcher(batches, self.device)  # the next batch is copied during this step
         window = {"loss": 0.0, "count": 0, "time": time.perf_counter(), "steps": 0, "grad_norms": []}
         for step_in_epoch in range(done, self.steps_per_epoch):
             if self._done():
@@ -331,14 +334,11 @@ class Trainer:
             if k == accum - 1:  # the votes ride in the synchronised micro-batch's all-reduce
                 self.ddp.reducer.votes[:] = self.votes.votes()
             images, labels = next(batches)
-            if self.mix:  # soft targets with the label smoothing folded in, in the run's dtype
-                images, labels = self.mix(images, labels, self.step, k)
-                labels = labels.to(self.cfg.run.dtype)
             images = images.to(self.device).to(self.cfg.run.dtype)
             labels = labels.to(self.device)
             with self.ddp.no_sync() if k < accum - 1 else nullcontext():
                 logits = self.ddp(images)
-                smoothing = 0.0 if self.mix else self.cfg.optim.label_smoothing
+                smoothing = 0.0 if self.mix else self.cfg.optim.label_smoothing  # mixing: in the soft targets
                 loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
                 (loss / accum if accum > 1 else loss).backward()
             total = total + loss.data.astype("float64")  # stays on the device
