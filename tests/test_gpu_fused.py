@@ -27,7 +27,7 @@ def launches(stats, fn):
     return out, stats.kernels - before
 
 
-def _bn_run(device, dtype, relu, training, stats=None):
+def _bn_run(device, dtype, relu, training, reduce=None):
     x, g = nhwc((4, 8, 5, 6), 0, dtype), nhwc((4, 8, 5, 6), 1, dtype)
     rng = np.random.default_rng(2)
     w, b = rng.standard_normal(8).astype(dtype), rng.standard_normal(8).astype(dtype)
@@ -35,7 +35,7 @@ def _bn_run(device, dtype, relu, training, stats=None):
     W, B = lucid.Tensor(w, device=device, requires_grad=True), lucid.Tensor(b, device=device, requires_grad=True)
     rm = lucid.Tensor(rng.standard_normal(8), device=device)
     rv = lucid.Tensor(rng.uniform(0.5, 2, 8), device=device)
-    y = F.batch_norm(X, rm, rv, W, B, training=training, relu=relu)
+    y = F.batch_norm(X, rm, rv, W, B, training=training, relu=relu, stats_reduce=reduce)
     y.backward(lucid.Tensor(g, device=device))
     return [asnumpy(t.data) for t in (y, X.grad, W.grad, B.grad, rm, rv)], y
 
@@ -47,8 +47,19 @@ def test_batch_norm_fused_matches_numpy(fake_gpu, dtype, relu, training):
     cpu, _ = _bn_run("cpu", dtype, relu, training)
     gpu, y = _bn_run("gpu", dtype, relu, training)
     assert is_channels_last(y.data)
+    for c, f in zip(cpu, gpu):  # relative to the largest value: float32 sums of cancelling terms
+        np.testing.assert_allclose(f, c, rtol=0, atol=TOL[dtype] * max(np.abs(c).max(), 1))
+
+
+def test_batch_norm_fused_with_stats_reduce_matches_numpy(fake_gpu):
+    """SyncBatchNorm's hook: statistics summed over 3 identical "ranks" (count read from them)."""
+    def reduce(packed):
+        return packed * 3
+
+    cpu, _ = _bn_run("cpu", np.float64, True, True, reduce)
+    gpu, _ = _bn_run("gpu", np.float64, True, True, reduce)
     for c, f in zip(cpu, gpu):
-        np.testing.assert_allclose(f, c, rtol=TOL[dtype], atol=TOL[dtype])
+        np.testing.assert_allclose(f, c, rtol=0, atol=1e-13 * max(np.abs(c).max(), 1))
 
 
 def test_batch_norm_relu_fused_launches(fake_gpu):
@@ -62,11 +73,14 @@ def test_batch_norm_relu_fused_launches(fake_gpu):
             k1 = _stats().kernels
             y.backward(lucid.ones_like(y))
             counts[on] = (k1 - k0, _stats().kernels - k1)
-    # forward: the affine + ReLU chain (2 vectors tiled and cast, multiply, add, maximum: 7) is one kernel;
-    # backward: the ReLU mask (greater, multiply) and the input gradient ((x*k2 + k3 + dy) * k1: 3 vectors
-    # tiled and cast, 4 ops) are one kernel each
-    assert counts[False][0] - counts[True][0] == 7 - 1
-    assert counts[False][1] - counts[True][1] == (2 - 1) + (10 - 1)
+    # forward: 4 launches of local_moments' reductions and centring, ONE kernel for its float64
+    # assembly, ONE for the per-channel arithmetic (mean, var, invstd, both running statistics, scale,
+    # shift), ONE for the affine + ReLU chain; plus the fill of the count row
+    # backward: ONE for the ReLU mask, grad_sums' 4 reductions/centring + ONE float64 assembly, ONE for
+    # the per-channel coefficients (gw, gb, k1, k2, k3), ONE for the input gradient
+    # (x*k2 + k3 + dy) * k1, and 2 in the engine
+    assert counts[True] == (4 + 1 + 1 + 1 + 1, 1 + 4 + 1 + 1 + 1 + 2)
+    assert counts[False] == (50, 40)
 
 
 def _stats():

@@ -20,6 +20,8 @@ import contextlib
 import threading
 from typing import Callable, Iterator
 
+import numpy as np
+
 from lucid._backend import get_array_module
 
 _state = threading.local()
@@ -83,7 +85,74 @@ def _relu_grad(xp):
     return relu_grad
 
 
-_BUILDERS = {"affine": _affine, "add_relu": _add_relu, "relu_grad": _relu_grad}
+def _bn_coefficients(xp, training: bool, has_weight: bool, has_bias: bool, has_rm: bool, has_rv: bool):
+    f64 = xp.float64
+
+    def bn_coefficients(s, sq, weight, bias, rm, rv, count, momentum, eps, unbias):
+        if training:
+            mean = s / count
+            var = xp.maximum(sq / count - mean * mean, 0.0)
+            if has_rm:
+                rm[...] = ((1.0 - momentum) * rm + momentum * mean).astype(rm.dtype)
+            if has_rv:
+                rv[...] = ((1.0 - momentum) * rv + momentum * (var * unbias)).astype(rv.dtype)
+        else:
+            mean, var = s.astype(f64), sq.astype(f64)
+        invstd = 1.0 / xp.sqrt(var + eps)
+        gamma = weight.astype(f64) if has_weight else invstd * 0.0 + 1.0
+        scale = gamma * invstd
+        shift = (bias.astype(f64) if has_bias else 0.0) - mean * scale
+        return mean, invstd, gamma, scale, shift
+
+    return bn_coefficients
+
+
+def _bn_grad_coefficients(xp, training: bool, dtype: str):
+    def bn_grad_coefficients(l0, l1, p0, p1, invstd, gamma, mean, count):
+        gw = (l1 * invstd).astype(dtype)
+        gb = l0.astype(dtype)
+        k1 = gamma * invstd
+        if not training:
+            return gw, gb, k1, k1, k1
+        k2 = -invstd * invstd * p1 / count
+        k3 = -p0 / count - k2 * mean
+        return gw, gb, k1, k2, k3
+
+    return bn_grad_coefficients
+
+
+def _moments_tail(xp):
+    f64 = xp.float64
+
+    def moments_tail(out_sum, out_sq, s, dd, centre, n):
+        s64, c64 = s.astype(f64), centre.astype(f64)
+        out_sum[...] = s64
+        out_sq[...] = dd.astype(f64) + c64 * (2 * s64 - n * c64)
+
+    return moments_tail
+
+
+def _grad_sums_tail(xp):
+    f64 = xp.float64
+
+    def grad_sums_tail(out_dy, out_dyx, sum_dy, dot, centre, mean):
+        s64 = sum_dy.astype(f64)
+        out_dy[...] = s64
+        out_dyx[...] = dot.astype(f64) + (centre.astype(f64) - mean) * s64
+
+    return grad_sums_tail
+
+
+def _centre(xp):
+    def centre(s, n, like):
+        return (s / n).astype(like.dtype)
+
+    return centre
+
+
+_BUILDERS = {"affine": _affine, "add_relu": _add_relu, "relu_grad": _relu_grad, "bn_coefficients": _bn_coefficients,
+             "bn_grad_coefficients": _bn_grad_coefficients, "moments_tail": _moments_tail,
+             "grad_sums_tail": _grad_sums_tail, "centre": _centre}
 
 
 def register(name: str, builder: Callable) -> None:
@@ -99,6 +168,37 @@ def affine(x, k1, k0=None, dy=None, k=None, relu: bool = False):
     zero = 0.0  # stands in for an absent term: the kernel of that variant never reads it
     fn = kernel(xp, "affine", k0 is not None, dy is not None, k is not None, relu)
     return fn(x, k1, zero if k0 is None else k0, zero if dy is None else dy, zero if k is None else k)
+
+
+def batch_norm_coefficients(packed, count, weight, bias, running_mean, running_var, momentum: float, eps: float):
+    """BatchNorm's per-channel (mean, invstd, gamma, scale, shift), float64, as one kernel.
+
+    Training (``packed`` the (3, C) statistics, ``count`` values per channel) also updates
+    the running statistics in place, as ``lucid.ops.norm`` does; eval (``packed`` None)
+    normalises with them.
+    """
+    training = packed is not None
+    xp = get_array_module(running_mean if packed is None else packed)
+    s, sq = (packed[1], packed[2]) if training else (running_mean, running_var)
+    fn = kernel(xp, "bn_coefficients", training, weight is not None, bias is not None,
+                training and running_mean is not None, training and running_var is not None)
+    unbias = count / (count - 1) if training else 1.0
+    none = 0.0
+    return fn(s, sq, none if weight is None else weight, none if bias is None else bias,
+              none if running_mean is None or not training else running_mean,
+              none if running_var is None or not training else running_var,
+              count if training else 1.0, momentum, eps, unbias)
+
+
+def batch_norm_grad_coefficients(local, packed, invstd, gamma, mean, count, dtype, training: bool):
+    """BatchNorm backward's (weight grad, bias grad, k1, k2, k3) as one kernel.
+
+    ``local``: the (2, C) [sum dy, sum dy*(x - mean)] of this process (weight and bias
+    gradients); ``packed``: the same summed over the processes that share the statistics.
+    ``dx = (x*k2 + k3 + dy) * k1`` in training, ``dy * k1`` in eval (k2, k3 are then k1).
+    """
+    fn = kernel(get_array_module(local), "bn_grad_coefficients", training, str(np.dtype(dtype)))
+    return fn(local[0], local[1], packed[0], packed[1], invstd, gamma, mean, count if training else 1.0)
 
 
 def _in_layout(fn, first, *others):

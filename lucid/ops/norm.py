@@ -114,6 +114,13 @@ def local_moments(rows):
     xp = get_array_module(rows)
     f64 = xp.float64
     m, c = rows.shape
+    if gpu_fused.use_fused(xp):  # one block; the float64 assembly in one kernel
+        s = channel_sum(rows)
+        centre = gpu_fused.kernel(xp, "centre")(s, max(m, 1), rows)
+        d = rows - centre
+        packed = xp.full((3, c), float(m), f64)
+        gpu_fused.kernel(xp, "moments_tail")(packed[1], packed[2], s, channel_dot(d, d), centre, m)
+        return packed
     k = wide_factor(rows)
     wide = widen(rows, k)
 
@@ -139,6 +146,11 @@ def grad_sums(dy, rows, mean, relu_out=None, masked=None):
     xp = get_array_module(dy)
     f64 = xp.float64
     centre = mean.astype(rows.dtype)
+    if relu_out is None and gpu_fused.use_fused(xp):  # one block; the float64 assembly in one kernel
+        packed = xp.empty((2, rows.shape[1]), f64)
+        gpu_fused.kernel(xp, "grad_sums_tail")(packed[0], packed[1], channel_sum(dy), channel_dot(dy, rows - centre),
+                                               centre, mean)
+        return packed
     k = wide_factor(rows, dy, relu_out, masked)
     dy, rows, relu_out, masked = (widen(a, k) for a in (dy, rows, relu_out, masked))
     wide_centre = tile(centre, k)
@@ -206,11 +218,10 @@ def _update_running(buf, stat, momentum: float) -> None:
         buf[...] = ((1.0 - momentum) * buf + momentum * stat).astype(buf.dtype)
 
 
-def _global_stats(packed, local_rows: int, reduced: bool):
-    """(count, mean, biased var) from the (3, C) packed statistics.
+def _global_count(packed, local_rows: int, reduced: bool) -> float:
+    """The number of values per channel, from the shape unless the statistics were reduced over ranks.
 
-    The count comes from the shape unless the statistics were reduced over ranks: reading
-    it from ``packed`` would make the host wait for the GPU in every BatchNorm.
+    Reading it from ``packed`` would make the host wait for the GPU in every BatchNorm.
     """
     count = float(packed[0, 0]) if reduced else float(local_rows)
     if count <= 1:
@@ -218,9 +229,14 @@ def _global_stats(packed, local_rows: int, reduced: bool):
             f"batch_norm: expected more than 1 value per channel when training, got {count:g} "
             f"(local input rows {local_rows})"
         )
+    return count
+
+
+def _global_stats(packed, count: float):
+    """(mean, biased var) from the (3, C) packed statistics."""
     mean = packed[1] / count
     var = get_array_module(packed).maximum(packed[2] / count - mean * mean, 0.0)
-    return count, mean, var
+    return mean, var
 
 
 class BatchNorm(Function):
@@ -234,20 +250,27 @@ class BatchNorm(Function):
                 relu=False):
         xp = get_array_module(x)
         rows = as_rows(x)
-        gamma, beta = _affine(xp, weight, bias, rows.shape[1])
-        count = None
+        count = packed = None
         if training:
             packed = local_moments(rows)
             if stats_reduce is not None:
                 packed = stats_reduce(packed)
-            count, mean, var = _global_stats(packed, rows.shape[0], reduced=stats_reduce is not None)
-            _update_running(running_mean, mean, momentum)
-            _update_running(running_var, var * (count / (count - 1)), momentum)
+            count = _global_count(packed, rows.shape[0], reduced=stats_reduce is not None)
+        if gpu_fused.use_fused(xp):  # the per-channel arithmetic below as one kernel
+            mean, invstd, gamma, scale, shift = gpu_fused.batch_norm_coefficients(
+                packed, count, weight, bias, running_mean, running_var, momentum, eps)
         else:
-            mean, var = running_mean.astype(xp.float64), running_var.astype(xp.float64)
-        invstd = 1.0 / xp.sqrt(var + eps)
-        scale = gamma * invstd
-        y = affine_rows(rows, scale, beta - mean * scale, relu=relu)
+            gamma, beta = _affine(xp, weight, bias, rows.shape[1])
+            if training:
+                mean, var = _global_stats(packed, count)
+                _update_running(running_mean, mean, momentum)
+                _update_running(running_var, var * (count / (count - 1)), momentum)
+            else:
+                mean, var = running_mean.astype(xp.float64), running_var.astype(xp.float64)
+            invstd = 1.0 / xp.sqrt(var + eps)
+            scale = gamma * invstd
+            shift = beta - mean * scale
+        y = affine_rows(rows, scale, shift, relu=relu)
         self.training, self.count, self.stats_reduce = training, count, stats_reduce
         self.shape = x.shape
         need = self.needs_input_grad
@@ -272,6 +295,14 @@ class BatchNorm(Function):
             dy = masked
         else:
             local = grad_sums(dy, rows, mean)
+        if gpu_fused.use_fused(get_array_module(dy)):  # the per-channel arithmetic as one kernel
+            packed = local
+            if self.training and self.stats_reduce is not None:
+                packed = self.stats_reduce(local.copy())
+            gw, gb, k1, k2, k3 = gpu_fused.batch_norm_grad_coefficients(
+                local, packed, invstd, gamma, mean, self.count, g.dtype, self.training)
+            gx = affine_rows(rows, k2, k3, dy, k1) if self.training else affine_rows(dy, k1)
+            return (from_rows(gx, self.shape) if need[0] else None), (gw if need[1] else None), (gb if need[2] else None)
         gw = (local[1] * invstd).astype(g.dtype) if need[1] else None
         gb = local[0].astype(g.dtype) if need[2] else None
         gx = from_rows(self._grad_input(dy, rows, local, mean, invstd, gamma, fresh), self.shape) if need[0] else None
