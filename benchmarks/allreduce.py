@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import lucid
 import lucid.distributed as dist
-from lucid.distributed.transport import MPITransport
+from lucid.distributed.backends import MPITransport
 
 
 def resnet50_shapes() -> list[tuple[int, ...]]:

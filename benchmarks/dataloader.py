@@ -7,7 +7,10 @@ temporary ImageFolder and measures images/s over whole passes:
   size -> flip -> NumPy normalise to CHW float32, one sample at a time, then np.stack
   (the crops and flips are the same as lucid's: same per-sample generators);
 - lucid: ImageFolder(root, imagenet_train(224)) batches as DataLoader(num_workers=0)
-  builds them (one core), and the DataLoader with 0, 2 thread and 2 process workers.
+  builds them (one core), with the default JPEG decoder (TurboJPEG through simplejpeg when
+  it is installed, which the run names), with Pillow's (``decoder="pillow"``, the same
+  pixels) and with the opt-in ``decoder="turbo_fast"`` (other pixels), and the DataLoader
+  with 0, 2 thread and 2 process workers.
 
 Other jobs share the cores, so the one-core pipelines are timed in CPU seconds, batch
 by batch in rotating turns (all see the same load), and medians are reported; the
@@ -27,7 +30,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from lucid.data import DataLoader, ImageFolder, imagenet_train, natural_image, sample_generator
+from lucid.data import DataLoader, ImageFolder, imagenet_train, jpeg_turbo, natural_image, sample_generator
 from lucid.data.collate import to_tensors
 from lucid.data.fetch import fetch_batch
 from lucid.data.presets import IMAGENET_MEAN, IMAGENET_STD
@@ -92,13 +95,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         make_dataset(root, args.images)
         area = ImageFolder(root, transform=imagenet_train(224))
+        pillow = ImageFolder(root, transform=imagenet_train(224), decoder="pillow")
         bilinear = ImageFolder(root, transform=imagenet_train(224, interpolation="bilinear"))
         batches = [np.arange(k, min(k + args.batch, len(area))) for k in range(0, len(area), args.batch)]
         one_core = {
             "baseline (Pillow)": lambda ix: baseline_batch(area, ix),
             "lucid imagenet_train(224)": lambda ix: lucid_batch(area, ix),
+            "lucid, decoder='pillow'": lambda ix: lucid_batch(pillow, ix),
             "lucid, interpolation='bilinear'": lambda ix: lucid_batch(bilinear, ix),
         }
+        if jpeg_turbo.available():  # opt-in: TurboJPEG's fast IDCT and upsampling (other pixels)
+            fast = ImageFolder(root, transform=imagenet_train(224), decoder="turbo_fast")
+            one_core["lucid, decoder='turbo_fast'"] = lambda ix: lucid_batch(fast, ix)
+        same = all(np.array_equal(lucid_batch(area, ix)[0].numpy(), lucid_batch(pillow, ix)[0].numpy()) for ix in batches[:2])
         for run in one_core.values():  # warm the page cache and the imports
             run(batches[0])
         cpu = paired_per_core(one_core, batches, args.reps)
@@ -119,6 +128,11 @@ def main() -> None:
     base = cpu["baseline (Pillow)"]
     print(f"{n} JPEGs 500x375 q90, batch {args.batch}, {args.reps} passes; cpus={os.cpu_count()}, "
           f"load average {os.getloadavg()[0]:.1f} (other jobs share the cores)")
+    if jpeg_turbo.uses_turbo(area.decoder):
+        decoder = f"TurboJPEG (simplejpeg {jpeg_turbo.simplejpeg.__version__})"
+    else:
+        decoder = "Pillow's (simplejpeg is not installed: pip install 'lucid-resnet[jpeg]')"
+    print(f"default JPEG decoder: {decoder}; its batches equal decoder='pillow''s: {same}")
     print("per core (CPU time of one thread, batches measured in turns):")
     for name, sec in cpu.items():
         print(f"  {name:34s} {1 / sec:7.1f} img/s per core   {base / sec:5.2f}x baseline")

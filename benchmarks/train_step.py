@@ -139,9 +139,11 @@ def lucid_worker(args) -> None:
     sys.path.insert(0, ROOT)
     import lucid
     import lucid.nn.functional as F
+    from lucid import _malloc
     from lucid.models import create_model
     from lucid.models.pretrained import lucid_to_reference
 
+    _malloc.tune()  # as dist.init() does for launch.train (import lucid leaves malloc alone)
     base_rss = rss_mb()
     lucid.manual_seed(0)
     model = create_model(args.model, **model_overrides(args))
@@ -156,7 +158,7 @@ def lucid_worker(args) -> None:
         np.savez(os.path.join(args.worker_dir, "batch.npz"), x=x_np, y=y_np)
     arch = {}
     if args.want_torch:
-        from reference_arch import reference_kwargs  # imported here: benchmarks/ is on sys.path
+        from reference_arch import reference_kwargs
 
         arch = reference_kwargs(model.config)
     x, y = lucid.tensor(x_np), lucid.tensor(y_np)
@@ -275,16 +277,15 @@ def sides_of(args) -> list[str]:
     return ["lucid"] + layouts[args.torch_layout]
 
 
-def run_alone(side: str, args, workdir: str, arch: dict | None, profile: bool = False) -> dict:
-    """One worker process for ``side``, alone on the cores: warm-up, ``args.steps`` timed steps
-    (then, for lucid with ``profile``, the profiled steps), quit. Returns its description, the
-    steps' times, its peak RSS and the profile table; the process has exited."""
+def run_alone(side: str, args, workdir: str, arch: dict | None) -> dict:
+    """One worker process for ``side``, alone on the cores: warm-up, ``args.steps`` timed steps, quit.
+    Returns its description, the steps' times and its peak RSS; the process has exited."""
     kind, layout = SIDES[side]
     w = Worker(kind, args, workdir, arch if kind == "torch" else None, layout)
     for _ in range(args.warmup):
         w.ask("step")
     times = [w.ask("step")["times"] for _ in range(args.steps)]
-    profile = w.ask(f"profile {args.profile_steps}")["profile"] if kind == "lucid" and profile else None
+    profile = w.ask(f"profile {args.profile_steps}")["profile"] if kind == "lucid" and args.profile else None
     return {"info": w.info, "times": times, "peak": w.quit(), "profile": profile}
 
 
@@ -374,7 +375,7 @@ def drive(args) -> None:
         for r in range(args.rounds):
             order = sides[r % len(sides):] + sides[:r % len(sides)]
             for side in order:  # round 0 starts with lucid, which writes the weights and batch
-                result = run_alone(side, args, workdir, arch, profile=args.profile and profile is None)
+                result = run_alone(side, args, workdir, arch)
                 if side == "lucid":
                     arch = result["info"]["arch"]
                     profile = profile or result["profile"]

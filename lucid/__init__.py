@@ -4,7 +4,6 @@ The public names follow PyTorch: ``lucid.tensor``, ``lucid.zeros``, ``lucid.no_g
 ``lucid.nn``, ``lucid.optim``, ``lucid.save`` / ``lucid.load``.
 """
 from lucid import (
-    _malloc,
     amp,
     nn,
     onnx,  # needs the optional onnx package only when exporting
@@ -63,5 +62,4 @@ from lucid.random import manual_seed, rand, randint, randn, randperm
 from lucid.serialization import load, save
 from lucid.tensor import Tensor
 
-_malloc.tune()  # reuse freed large arrays instead of faulting in new ones (lucid/_malloc.py)
 __version__ = "0.1.0"

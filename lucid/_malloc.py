@@ -10,7 +10,9 @@ back and faulted in again). Measured: 6-7% less CPU time per ResNet-50 training 
 same peak RSS. The price is the one caching allocators (PyTorch's GPU allocator,
 jemalloc) pay: memory a process has freed is not returned to the system while it runs.
 
-Called once when lucid is imported; set LUCID_MALLOC_TUNING=0 to leave malloc alone.
+Importing lucid changes nothing process-wide: ``lucid.distributed.init()`` (which
+``launch.train`` and the Trainer run) applies it; ``init(malloc_tuning=False)`` or
+LUCID_MALLOC_TUNING=0 leave malloc alone, and a program may call ``tune()`` itself.
 A no-op where the C library has no ``mallopt`` (macOS, musl).
 """
 from __future__ import annotations

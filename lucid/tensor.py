@@ -15,6 +15,7 @@ import numpy as np
 
 from lucid import _backend
 from lucid.dtypes import DEFAULT_FLOAT, is_floating, resolve_dtype
+from lucid.to_args import ToShorthands, parse_to_args
 
 
 def _on_own_device(method: Callable) -> Callable:
@@ -30,7 +31,7 @@ def _on_own_device(method: Callable) -> Callable:
     return run
 
 
-class Tensor:
+class Tensor(ToShorthands):
     """An n-dimensional array that can record operations for reverse-mode autograd.
 
     Args:
@@ -164,37 +165,13 @@ class Tensor:
 
     def to(self, *args: Any, **kwargs: Any) -> "Tensor":
         """``to(device)``, ``to(dtype)`` or ``to(device, dtype)``; differentiable for dtype."""
-        device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
-        if kwargs:
-            raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
-        for a in args:
-            if isinstance(a, str) and _is_dtype_name(a):
-                dtype = a
-            elif isinstance(a, str):
-                device = a  # parse_device below names the valid devices if it is neither
-            else:
-                dtype = a
+        device, dtype = parse_to_args(args, kwargs)
         out = self
         if dtype is not None:
-            out = _ops.cast(out, resolve_dtype(dtype))
+            out = _ops.cast(out, dtype)
         if device is not None:
-            out = _ops.to_device(out, _backend.parse_device(device))
+            out = _ops.to_device(out, device)
         return out
-
-    def cpu(self) -> "Tensor":
-        return self.to("cpu")
-
-    def gpu(self, index: int = 0) -> "Tensor":
-        return self.to(f"gpu:{index}")
-
-    def float(self) -> "Tensor":
-        return self.to(np.float32)
-
-    def double(self) -> "Tensor":
-        return self.to(np.float64)
-
-    def half(self) -> "Tensor":
-        return self.to(np.float16)
 
     def long(self) -> "Tensor":
         return self.to(np.int64)
@@ -404,14 +381,6 @@ def _node_hooks(node) -> list:
     if node.hooks is None:
         node.hooks = []
     return node.hooks
-
-
-def _is_dtype_name(spec: str) -> bool:
-    try:
-        np.dtype(spec)
-        return True
-    except TypeError:
-        return False
 
 
 from lucid import ops as _ops  # noqa: E402 - ops need Tensor defined first

@@ -1,5 +1,5 @@
-"""Top-rows JPEG decoding: bit-identical to a full decode, used where it applies, and
-falling back to Pillow's own load everywhere else."""
+"""Top-rows JPEG decoding (the Pillow decoder's path): bit-identical to a full decode, used
+where it applies, and falling back to Pillow's own load everywhere else."""
 import io
 
 import numpy as np
@@ -108,9 +108,14 @@ FILES = [jpeg(240, 180, seed=1), jpeg(180, 240, seed=2, subsampling=0), jpeg(250
 
 def _compare_with_full_decoding(t, monkeypatch) -> list:
     used = _spy(monkeypatch)
-    fast = [t(open_image(io.BytesIO(d), t.input_mode or "RGB"), sample_generator(0, 1, i)) for i, d in enumerate(FILES * 6)]
+    mode = t.input_mode or "RGB"
+
+    def run():
+        return [t(open_image(io.BytesIO(d), mode, decoder="pillow"), sample_generator(0, 1, i)) for i, d in enumerate(FILES * 6)]
+
+    fast = run()
     monkeypatch.setattr(image_module, "decode_top_rows", lambda img, rows: False)
-    slow = [t(open_image(io.BytesIO(d), t.input_mode or "RGB"), sample_generator(0, 1, i)) for i, d in enumerate(FILES * 6)]
+    slow = run()
     for i, (a, b) in enumerate(zip(fast, slow)):
         np.testing.assert_array_equal(a, b, err_msg=f"sample {i}")
     assert any(done and rows < height for rows, height, done in used)  # the fast path ran
@@ -131,19 +136,19 @@ def test_a_file_truncated_below_the_needed_rows_loads_above_it_raises():
     data = jpeg(200, 160, seed=6)
     cut = data[: len(data) * 6 // 10]
     box, size = (10, 5, 110, 45), (90, 36)  # no draft; the region lies in the top third
-    good, _ = open_image(io.BytesIO(data)).load(box, size)
-    part, _ = open_image(io.BytesIO(cut)).load(box, size, rows=lambda factor, height: 50)
+    good, _ = open_image(io.BytesIO(data), decoder="pillow").load(box, size)
+    part, _ = open_image(io.BytesIO(cut), decoder="pillow").load(box, size, rows=lambda factor, height: 50)
     np.testing.assert_array_equal(np.asarray(part)[:50], np.asarray(good)[:50])
     with pytest.raises(ImageLoadError, match="mem.jpg.*truncated"):
-        open_image(io.BytesIO(cut), path="mem.jpg").load(box, size, rows=lambda factor, height: 150)
+        open_image(io.BytesIO(cut), path="mem.jpg", decoder="pillow").load(box, size, rows=lambda factor, height: 150)
     with pytest.raises(ImageLoadError, match="truncated"):
-        open_image(io.BytesIO(cut)).load()
+        open_image(io.BytesIO(cut), decoder="pillow").load()
 
 
 def test_a_header_libjpeg_rejects_is_still_reported():
     data = bytearray(jpeg(64, 48))
     dht = data.index(b"\xff\xc4")
     data[dht + 5 : dht + 21] = bytes([255] * 16)  # code-length counts that no Huffman table can have
-    img = open_image(io.BytesIO(bytes(data)), path="bad.jpg")
+    img = open_image(io.BytesIO(bytes(data)), path="bad.jpg", decoder="pillow")
     with pytest.raises(ImageLoadError, match="bad.jpg"):
         img.load((0, 0, 64, 10), (32, 5), rows=lambda factor, height: 12)

@@ -5,6 +5,7 @@ reference copy of rank 0's model on the whole global batch in one process; these
 tests require the two to agree within 1e-10 and all ranks to agree exactly.
 """
 import json
+import os
 import subprocess
 import sys
 
@@ -16,7 +17,7 @@ from dist_scripts.mpirun import ROOT, SCRIPTS, run_ok
 SYNC_CALLS = {"syncbn": 3 * 6 * 2, "bnonly": 3 * 1, "plain": 0}
 
 
-def check_training(res, model, oks=(True, True, True), skipped=0):
+def check_training(res, model, oks=(True, True, True), skipped=0, steps=3):
     checksums = {tuple(got["checksum"]) for got in res.values()}
     assert len(checksums) == 1, "ranks disagree on parameters or buffers"
     for r, got in res.items():
@@ -24,7 +25,7 @@ def check_training(res, model, oks=(True, True, True), skipped=0):
         assert got["param_err"] <= 1e-10, (r, got["param_err"])
         assert got["buf_err"] <= 1e-10, (r, got["buf_err"])
         assert got["eval_err"] <= 1e-10, (r, got["eval_err"])
-        assert got["train_reduce_calls"] == SYNC_CALLS[model]
+        assert got["train_reduce_calls"] == SYNC_CALLS[model] * steps // 3
         assert got["eval_reduce_calls"] == 0  # eval mode communicates nothing
         views, in_buckets, params = got["grad_views"]
         assert views == in_buckets == params  # every .grad after backward is its bucket view
@@ -35,6 +36,15 @@ def check_training(res, model, oks=(True, True, True), skipped=0):
 @pytest.mark.parametrize("model", ["syncbn", "plain"])
 def test_ddp_equals_one_process_on_the_global_batch(model, world):
     check_training(run_ok("ddp_train.py", world, model, "even", "train", timeout=60), model)
+
+
+@pytest.mark.parametrize("world, split", [(2, "even"), (3, "uneven")])
+@pytest.mark.parametrize("steps", [1, 3])
+def test_pytorch_loop_without_finish_equals_one_process(world, split, steps):
+    """loss.backward(); opt.step(); opt.zero_grad(): backward returns reduced gradients, so even
+    a 1-step loop (or the last step of any) leaves identical replicas equal to one process."""
+    res = run_ok("ddp_train.py", world, "syncbn", split, "torch", "cpu", str(steps), timeout=60)
+    check_training(res, "syncbn", oks=(True,) * steps, steps=steps)
 
 
 @pytest.mark.parametrize("model", ["syncbn", "plain"])
@@ -102,7 +112,7 @@ def test_world_of_one_without_launcher():
     """python script.py (no mpiexec): DDP and SyncBN are plain single-process training."""
     proc = subprocess.run(
         [sys.executable, str(SCRIPTS / "ddp_train.py"), "syncbn", "uneven", "train"],
-        capture_output=True, text=True, timeout=60, env={"PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=60, env={"PYTHONPATH": str(ROOT), "PATH": os.environ["PATH"]},
     )
     assert proc.returncode == 0, proc.stderr
     got = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT "))[len("RESULT ") :])

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from lucid.distributed import gpu, watchdog
+from lucid.distributed.backends import decide, local_report
 from lucid.distributed.failure import nonfinite, scale_and_check
-from lucid.distributed.transport import MPITransport, make_transport
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -35,13 +35,26 @@ def test_fp16_check_sums_in_float32():
     assert scale_and_check(np.ones(70_000, np.float16), chunk=1 << 17) is False
 
 
-def test_transport_choice_and_errors():
-    assert isinstance(make_transport("mpi", "cpu", comm=None), MPITransport)
-    assert isinstance(make_transport("auto", "cpu", comm=None), MPITransport)
-    with pytest.raises(ValueError, match="backend must be one of"):
-        make_transport("gloo", "cpu", comm=None)
-    with pytest.raises(ValueError, match="needs parameters on a GPU"):
-        make_transport("nccl", "cpu", comm=None)
+def test_backend_choice_and_errors_are_the_same_for_every_rank():
+    cpu = local_report("auto", "cpu")
+    assert decide([cpu, cpu]) == "mpi"
+    assert decide([local_report("mpi", "cpu")] * 3) == "mpi"
+    with pytest.raises(ValueError, match="unknown backend 'gloo'; valid backends: 'auto', 'mpi', 'nccl', 'cuda_aware', 'staged'"):
+        decide([local_report("gloo", "cpu")] * 2)
+    unavailable = "backend 'nccl' is not available: on rank 0, it moves GPU buffers and these parameters are on 'cpu'; use 'mpi'"
+    with pytest.raises(ValueError, match=unavailable):
+        decide([local_report("nccl", "cpu")] * 2)
+    gpu_report = local_report("staged", "gpu:0")  # no GPU on this machine: says so
+    with pytest.raises(ValueError, match="backend 'staged' is not available: on rank 0, CuPy sees no usable GPU"):
+        decide([gpu_report, gpu_report])
+    with pytest.raises(ValueError, match="ranks disagree on the backend: rank 0 has 'mpi', rank 1 has 'auto'"):
+        decide([local_report("mpi", "cpu"), cpu])
+    with pytest.raises(ValueError, match="ranks disagree on the device: rank 0 has 'cpu', rank 1 has 'gpu:0'"):
+        decide([cpu, local_report("auto", "gpu:0")])
+    # "auto" takes the first GPU backend usable on EVERY rank: nccl missing on rank 1 -> cuda_aware
+    a = {"name": "auto", "kind": "gpu", "device": "gpu:0", "why": {"mpi": "x", "nccl": None, "cuda_aware": None, "staged": None}}
+    b = dict(a, why=dict(a["why"], nccl="no nccl"))
+    assert decide([a, a]) == "nccl" and decide([a, b]) == "cuda_aware"
 
 
 def test_cuda_aware_detection(monkeypatch):
@@ -54,7 +67,7 @@ def test_cuda_aware_detection(monkeypatch):
 
 
 def test_watch_records_outermost_wait_and_clears():
-    dog = watchdog.Watchdog(timeout=60)
+    dog = watchdog.Watchdog(timeout=60, on_timeout=print)
     watchdog._active, saved = dog, watchdog._active
     try:
         with watchdog.watch("outer"):
@@ -90,3 +103,16 @@ def test_sync_batchnorm_lives_in_distributed_and_needs_no_world_of_many():
     assert bn.stats_reduce() is None  # a world of one has nobody to sum with
     out = bn(lucid.randn(4, 3))  # 2-D input is accepted (BatchNorm2d only takes 4-D)
     assert out.shape == (4, 3)
+
+
+def test_lucid_mpiexec_picks_the_launcher(monkeypatch, tmp_path):
+    from lucid.distributed.launcher import find_mpiexec
+
+    fake = tmp_path / "mpirun"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("LUCID_MPIEXEC", str(fake))
+    assert find_mpiexec() == str(fake)
+    monkeypatch.setenv("LUCID_MPIEXEC", str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError, match="LUCID_MPIEXEC"):
+        find_mpiexec()

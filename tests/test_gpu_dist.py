@@ -10,7 +10,7 @@ import pytest
 from dist_scripts.mpirun import run_ok
 from test_dist_ddp import check_training
 
-TRANSPORTS = {"staged": "StagedTransport", "cuda_aware": "MPITransport", "nccl": "NCCLTransport"}
+TRANSPORTS = {"staged": "StagedTransport", "cuda_aware": "CudaAwareTransport", "nccl": "NCCLTransport"}
 
 
 @pytest.mark.parametrize("transport", sorted(TRANSPORTS))

@@ -2,6 +2,7 @@
 import pytest
 
 import lucid
+import lucid.nn as nn
 from lucid.models import (
     Bottleneck,
     ResNeSt,
@@ -37,7 +38,9 @@ def test_config_defaults_and_normalisation():
     assert (cfg.avg_down, cfg.block_args, cfg.zero_init_residual) == (False, {}, False)
     assert ResNetConfig(Bottleneck, [1]*4).block_class is Bottleneck
     nx = ResNeXtConfig([3, 4, 6, 3], 32, 4, num_classes=10)
-    assert nx.block_kwargs() == {"cardinality": 32, "base_width": 4} and nx.block_class is Bottleneck
+    assert nx.block_kwargs() == {"cardinality": 32, "base_width": 4, "norm_layer": nn.BatchNorm2d,
+                                 "act_layer": nn.ReLU} and nx.block_class is Bottleneck
+    assert (cfg.norm_layer, cfg.act_layer, cfg.norm_class, cfg.act_class) == ("batchnorm", "relu", nn.BatchNorm2d, nn.ReLU)
     st = ResNeStConfig(layers=[3, 4, 6, 3])
     assert (st.stem_type, st.stem_width, st.avg_down, st.radix, st.avd) == ("deep", 32, True, 2, True)
     assert st.block_class is _ResNeStBottleneck
@@ -56,6 +59,11 @@ def test_config_defaults_and_normalisation():
     (dict(in_channels=2.5), "in_channels must be a positive integer"),
     (dict(stem_type="tiny"), "unknown stem_type 'tiny'; valid: None, 'deep', 'cifar'"),
     (dict(avg_down="yes"), "avg_down must be True or False"),
+    (dict(norm_layer="groupnorm"), "ResNetConfig: norm_layer: unknown norm layer 'groupnorm'; valid names: batchnorm"),
+    (dict(act_layer="gelu"), "ResNetConfig: act_layer: unknown activation layer 'gelu'; valid names: relu, silu"),
+    (dict(act_layer=3), "act_layer must be a registered name (relu, silu) or a layer class, got 3"),
+    (dict(norm_layer=nn.LazyBatchNorm2d), "norm_layer 'LazyBatchNorm2d' has no norm+activation class; register one"),
+    (dict(block_args={"act_layer": nn.SiLU}), "block_args repeats ['act_layer']; set them as config fields"),
 ])
 def test_resnet_config_rejects_bad_fields(kwargs, message):
     fields = dict(block="basic", layers=[2, 2, 2, 2]) | kwargs
@@ -112,7 +120,7 @@ def test_unknown_model_name_lists_valid_names():
     ("resnext_101_32x8d", dict(base_width=4), "resnext_101_32x8d fixes base_width=8"),
     ("wide_resnet_50", dict(block_args={"base_width": 64}), "wide_resnet_50 fixes block_args={'base_width': 128}"),
     ("resnest_50", dict(radix=4), "resnest_50 fixes radix=2; build ResNeSt(block, layers, ...)"),
-    ("resnet_18", dict(stem="deep"), "resnet_18: unknown override(s) ['stem']; valid: num_classes, avg_down"),
+    ("resnet_18", dict(stem="deep"), "resnet_18: unknown override(s) ['stem']; valid: num_classes, act_layer, avg_down"),
 ])
 def test_factories_reject_fixed_and_unknown_overrides(name, override, message):
     with pytest.raises(ValueError) as info:

@@ -288,3 +288,19 @@ def test_non_persistent_buffer_not_expected_in_state():
     blk = Block()
     assert "cache" not in blk.state_dict()
     blk.load_state_dict(blk.state_dict())  # strict: "cache" is not missing
+
+
+def test_module_and_optimizer_zero_grad_are_one_mechanism(fake_gpu):
+    """Both clear through lucid.autograd.zero_grad: zeroing in place on the gradient's own GPU."""
+    from lucid import optim
+
+    model = nn.Linear(3, 2).to("gpu:1")
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    for clear in (model.zero_grad, opt.zero_grad):
+        model(lucid.randn(4, 3).to("gpu:1")).sum().backward()
+        grads = [p.grad for p in model.parameters()]
+        clear(set_to_none=False)
+        assert all(p.grad is g for p, g in zip(model.parameters(), grads))  # the same tensors, zeroed in place
+        assert all(g.device == "gpu:1" and not g.numpy().any() for g in grads)
+        clear()
+        assert all(p.grad is None for p in model.parameters())

@@ -84,6 +84,14 @@ def test_every_factory_shallow(name):
         assert ({"Softmax", "Slice", "Reshape", "Transpose"} <= ops) == (radix > 1)
 
 
+@pytest.mark.parametrize("name", ["resnet_50", "resnest_14"])
+def test_models_with_another_activation(name):
+    """act_layer="silu": BatchNormAct2d runs BatchNormalization then x * sigmoid(x), the joins Add then SiLU."""
+    proto = check_factory(name, 32, act_layer="silu", **SHALLOW)
+    ops = {n.op_type for n in proto.graph.node}
+    assert {"BatchNormalization", "Sigmoid", "Mul", "Add"} <= ops and "Relu" not in ops
+
+
 @pytest.mark.parametrize("name", ["resnet_18", "resnest_14", "d2l_resnet_18"])
 def test_full_depth_factories(name):
     proto = check_factory(name, 32)

@@ -127,3 +127,24 @@ def test_bad_input_errors():
         lucid.arange(3).requires_grad = True
     with pytest.raises(TypeError, match="unknown dtype"):
         lucid.zeros(2, dtype="float128x")
+
+
+def test_tensor_and_module_to_parse_arguments_alike():
+    """One parser (lucid/to_args.py), PyTorch's rules: each of device and dtype once."""
+    from lucid import nn
+
+    t, m = lucid.zeros(2), nn.Linear(2, 2)
+    for obj in (t, m):
+        with pytest.raises(TypeError, match=r"device both as an argument \('cpu'\) and as device='cpu'"):
+            obj.to("cpu", device="cpu")
+        with pytest.raises(TypeError, match="to\\(\\) got two dtypes"):
+            obj.to("float32", lucid.float64)
+        with pytest.raises(ValueError, match=r"'tpu' is neither a device nor a dtype; unknown device 'tpu'; valid devices: cpu, gpu"):
+            obj.to("tpu")
+        with pytest.raises(TypeError, match="unexpected arguments \\['copy'\\]"):
+            obj.to("cpu", copy=True)
+    assert t.to("cpu", dtype="float64").dtype == np.float64
+    assert m.to("float64").weight.dtype == np.float64
+    # the shorthands are one mechanism on both classes (lucid.to_args.ToShorthands)
+    assert t.double().dtype == np.float64 and m.half().weight.dtype == np.float16 and m.float().bias.dtype == np.float32
+    assert lucid.Tensor.cuda is lucid.Tensor.gpu is nn.Module.gpu and t.cpu().device == "cpu"

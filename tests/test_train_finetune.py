@@ -90,7 +90,7 @@ def test_freeze_prefixes_and_backbone_lr(tmp_path):
     frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
     assert frozen and all(n.startswith(("stem.", "layer1.")) for n in frozen)
     assert isinstance(model.stem.bn1, FrozenBatchNorm2d) and isinstance(model.layer1[0].bn2, FrozenBatchNorm2d)
-    assert type(model.layer2[0].bn1).__name__ == "BatchNorm2d"
+    assert type(model.layer2[0].bn1).__name__ == "BatchNormAct2d"  # not frozen: a BatchNorm with its ReLU
     assert list(model.state_dict()) == list(create_model("resnet_18", num_classes=4, **TINY).state_dict())
     cfg = config()
     cfg.optim.backbone_lr_scale = 0.1

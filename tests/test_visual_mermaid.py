@@ -47,14 +47,15 @@ def test_colours_are_rgb_and_styles_follow_the_kind():
     assert not re.search(r"<span[^>]*#", text)  # "#c53030;" inside a label would be read as an entity
     chart = parse_flowchart(text)
     styles = {ln.split()[1]: ln for ln in lines if ln.startswith("style ")}
-    expect = {"Conv2d": "conv", "BatchNorm2d": "norm", "ReLU": "activation", "MaxPool2d": "pool",
+    expect = {"Conv2d": "conv", "BatchNorm2d": "norm", "BatchNormAct2d": "norm", "ReLU": "activation", "MaxPool2d": "pool",
               "AdaptiveAvgPool2d": "pool", "Linear": "linear", "Input": "io", "Output": "io"}
     for node_id, label in chart.nodes.items():
         kind = expect.get(_title(label).split(": ")[-1].split(" ")[0])
         if kind:
             fill, stroke = KIND_COLORS[kind]
             assert f"fill:{fill},stroke:{stroke}" in styles[node_id], (label, styles[node_id])
-    assert 'bn1: BatchNorm2d"]' in text  # a node whose shape does not change carries no caption
+    assert 'bn1: BatchNormAct2d"]' in text  # a node whose shape does not change carries no caption
+    assert "act: ReLU" not in text  # the ReLU fused into BatchNormAct2d never runs as a module: not drawn
 
 
 def test_depth_3_draws_the_dataflow_with_residual_joins():
@@ -80,13 +81,23 @@ def test_depth_3_draws_the_dataflow_with_residual_joins():
     assert all(a != b for a, b in edges)
 
 
+class _SharedReLU(nn.Module):
+    """One ReLU module called twice."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2, self.relu = nn.Conv2d(3, 4, 1), nn.Conv2d(4, 4, 1), nn.ReLU()
+
+    def forward(self, x):
+        return self.conv2(self.relu(self.conv1(self.relu(x))))
+
+
 def test_shared_module_is_drawn_per_call():
-    chart = parse_flowchart(build_mermaid_chart(create_model("resnet_50", layers=[1, 1, 1, 1]), (1, 3, 64, 64), depth=3))
-    block = next(i for i, label in chart.subgraphs.items() if label.startswith("layer1[0]:"))
-    titles = [_title(chart.nodes[m]) for m in chart.members(block)]
-    assert titles.count("relu: ReLU") == 2  # Bottleneck's one ReLU runs after bn1 and after bn2
-    r1, r2 = [m for m in chart.members(block) if _title(chart.nodes[m]) == "relu: ReLU"]
-    assert (r1, _node(chart, "conv2: Conv2d")) in chart.edges and (r2, _node(chart, "conv3: Conv2d")) in chart.edges
+    chart = parse_flowchart(build_mermaid_chart(_SharedReLU(), (1, 3, 8, 8)))
+    titles = [_title(label) for label in chart.nodes.values()]
+    assert titles.count("relu: ReLU") == 2
+    r1, r2 = [m for m in chart.nodes if _title(chart.nodes[m]) == "relu: ReLU"]
+    assert (r1, _node(chart, "conv1: Conv2d")) in chart.edges and (r2, _node(chart, "conv2: Conv2d")) in chart.edges
 
 
 def test_grouped_convs_and_parameter_counts():
@@ -126,8 +137,8 @@ def test_depth_opens_blocks_and_options_apply():
     split = deep.subgraph_id("conv2: SplitAttentionConv2d")
     members = [deep.nodes[m] for m in deep.members(split)]
     assert sorted(m for m in members if "<" not in m and ":" not in m) == ["add", "add", "mul", "mul"]  # its joins
-    relus = [m for m in members if m.startswith("relu: ReLU")]  # one ReLU module, called twice, shapes per call
-    assert len(relus) == 2 and "(1,64,1,1) → (1,32,1,1)" not in relus[0] and "→" not in relus[0] and "→" not in relus[1]
+    norms = sorted(_title(m) for m in members if "BatchNormAct2d" in m)  # BN + ReLU: one module, one node each
+    assert norms == ["bn0: BatchNormAct2d", "bn1: BatchNormAct2d"] and not any("ReLU" in m for m in members)
 
 
 def test_lazy_model_is_materialised_by_the_trace():

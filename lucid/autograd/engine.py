@@ -6,11 +6,19 @@ contribution lands. That moment fires the leaf's post-accumulate hooks while the
 rest of backward still runs: data parallelism starts all-reducing from there.
 Ready nodes run newest first (by creation order), as PyTorch's engine does, so
 parameters near the loss finish first.
+
+``queue_callback(fn)``, called while a backward runs (from a hook or a node's
+backward), runs ``fn()`` once after that backward's last node and before
+``backward()`` returns (PyTorch's ``Variable._execution_engine.queue_callback``):
+data parallelism waits for its last gradient buckets there, so ``backward()``
+returns with every gradient reduced.
 """
 from __future__ import annotations
 
 import heapq
 import sys
+import threading
+from typing import Callable
 
 from lucid.autograd.function import Function
 
@@ -61,8 +69,41 @@ def _call_hooks(hooks, grad, wrap):
     return grad
 
 
+class _Callbacks(threading.local):
+    """Per thread: one list of queued callbacks per backward in progress (innermost last)."""
+
+    def __init__(self):
+        self.stack: list[list[Callable[[], None]]] = []
+
+
+_callbacks = _Callbacks()
+
+
+def queue_callback(callback: Callable[[], None]) -> None:
+    """Run ``callback()`` when the backward in progress has run its last node.
+
+    Callbacks run in the order queued, before ``backward()`` returns; one queued by a
+    callback runs too. Raises RuntimeError outside a backward.
+    """
+    if not _callbacks.stack:
+        raise RuntimeError("queue_callback() can only be called while a backward pass runs (from a hook)")
+    _callbacks.stack[-1].append(callback)
+
+
 def run_backward(root, grad, retain_graph: bool = False) -> None:
-    """Back-propagate ``grad`` (an array shaped like root) through root's graph."""
+    """Back-propagate ``grad`` (an array shaped like root) through root's graph, then run
+    the callbacks queued meanwhile (``queue_callback``)."""
+    queued: list[Callable[[], None]] = []
+    _callbacks.stack.append(queued)
+    try:
+        _run_graph(root, grad, retain_graph)
+        while queued:  # a callback may queue another; one that calls backward() gets its own list
+            queued.pop(0)()
+    finally:
+        _callbacks.stack.pop()
+
+
+def _run_graph(root, grad, retain_graph: bool) -> None:
     from lucid.tensor import Tensor
 
     def wrap(g):

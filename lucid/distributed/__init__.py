@@ -3,7 +3,7 @@
     import lucid.distributed as dist
     dist.init()                                   # world of one without a launcher
     model = dist.DistributedDataParallel(model)   # same weights everywhere, bucketed all-reduce
-    loss.backward()
+    loss.backward()                               # returns with every gradient averaged
     if model.finish():                            # False: a rank saw NaN/Inf, all ranks skip
         optimizer.step()
 
@@ -27,23 +27,31 @@ from lucid.distributed.comm import (
     is_main,
     local_rank,
     local_size,
+    new_group,
     rank,
     world_size,
 )
+from lucid.distributed.consistency import ReplicaCheck, ReplicasDiverged, SettingsMismatch, check_same_settings
 from lucid.distributed.ddp import DistributedDataParallel
 from lucid.distributed.failure import abort, abort_on_exit, nonfinite
+from lucid.distributed.group import ProcessGroup
 from lucid.distributed.launcher import find_mpiexec
 from lucid.distributed.metrics import ClassificationMeter, reduce_sums
-from lucid.distributed.sync_batchnorm import SyncBatchNorm
+from lucid.distributed.sync_batchnorm import SyncBatchNorm, SyncBatchNormAct
 from lucid.distributed.watchdog import watch
 
 __all__ = [
     "find_mpiexec",
     "ClassificationMeter",
     "DistributedDataParallel",
+    "ProcessGroup",
     "ReduceOp",
+    "ReplicaCheck",
+    "ReplicasDiverged",
     "Reducer",
+    "SettingsMismatch",
     "SyncBatchNorm",
+    "SyncBatchNormAct",
     "abort",
     "abort_on_exit",
     "all_gather",
@@ -52,12 +60,14 @@ __all__ = [
     "barrier",
     "broadcast",
     "broadcast_object",
+    "check_same_settings",
     "device",
     "init",
     "is_initialized",
     "is_main",
     "local_rank",
     "local_size",
+    "new_group",
     "nonfinite",
     "plan_buckets",
     "rank",

@@ -11,8 +11,14 @@ last gradient lands, the bucket is prepared at once (pre-divided, checked for
 NaN/Inf, flags filled) and its non-blocking sum all-reduce starts; buckets always
 start in index order, one in flight at a time (a bucket that is ready early waits
 for its predecessors), so every rank issues the same collectives in the same order.
-Later hooks drive the request in flight forward; ``finish()`` starts what is left,
-waits for everything and reports whether the step may be taken.
+Later hooks drive the request in flight forward. The first hook of a synchronised
+backward queues an end-of-backward callback with the autograd engine
+(``queue_callback``): it starts what is left and waits for everything, so
+``loss.backward()`` returns with every gradient reduced (PyTorch's semantics) and
+``finish()`` only reports the all-rank decision it took. A rank that ran no backward
+still takes part: its ``finish()`` does the reduction itself. When some rank saw a
+non-finite value, every gradient is set to None on every rank, so an optimizer
+stepped without asking ``finish()`` leaves the parameters unchanged.
 
 Each bucket buffer ends with bookkeeping slots that ride in the same all-reduce:
 
@@ -36,12 +42,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lucid._backend import get_array_module
+from lucid.autograd.engine import queue_callback
+from lucid.distributed.compression import Compression, get_compression
 from lucid.distributed.failure import scale_and_check
 from lucid.distributed.watchdog import watch
 
-COMPRESSIONS = (None, "fp16")
-FP16_MAX = 65504.0
 MB = 1 << 20
 
 
@@ -82,7 +87,7 @@ class Bucket:
     views: list  # per parameter: its gradient-shaped view into buffer
     grads: list  # per parameter: the Tensor wrapping that view (installed as .grad)
     numel: int
-    wire: Any = None  # fp16 copy all-reduced instead of buffer when compressing
+    wire: Any = None  # compressed copy all-reduced instead of buffer (e.g. float16)
     ready: list[bool] = field(default_factory=list)  # gradient final in this pass
     used: list[bool] = field(default_factory=list)  # got (or had) a gradient since last finish
     pending: int = 0
@@ -96,6 +101,7 @@ class Bucket:
 
 
 def _make_bucket(index: int, params: list, names: list[str], votes: int = 0) -> Bucket:
+    from lucid._backend import get_array_module
     from lucid.tensor import Tensor
 
     xp = get_array_module(params[0].data)
@@ -118,10 +124,10 @@ class Reducer:
         params: leaf tensors in registration order (those without requires_grad are
             left out).
         names: one name per parameter (for error messages).
-        transport: a transport of ``lucid.distributed.transport``.
+        transport: a ``lucid.distributed.backends.Transport``.
         world: number of ranks; gradients are averaged over it.
         bucket_cap_mb, first_bucket_mb: bucket sizes.
-        compression: None, or "fp16" to send half the bytes.
+        compression: None, "fp16" or a ``compression.Compression`` (what goes on the wire).
         predivide: divide by ``world`` before summing (no overflow in fp16) rather
             than after.
         max_in_flight: requests allowed in flight at once (more than one makes them
@@ -137,13 +143,12 @@ class Reducer:
         world: int,
         bucket_cap_mb: float = 25,
         first_bucket_mb: float = 1,
-        compression: str | None = None,
+        compression: str | Compression | None = None,
         predivide: bool = True,
         max_in_flight: int = 1,
         votes: int = 0,
     ):
-        if compression not in COMPRESSIONS:
-            raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
+        compression = get_compression(compression)
         if bucket_cap_mb <= 0 or first_bucket_mb <= 0:
             raise ValueError(f"bucket sizes must be positive, got {bucket_cap_mb} and {first_bucket_mb} MB")
         chosen = [(p, n) for p, n in zip(params, names) if p.requires_grad]
@@ -162,8 +167,8 @@ class Reducer:
         self._where: dict[int, tuple[Bucket, int]] = {}
         self._hooks = []
         for b in self.buckets:
-            if compression == "fp16":
-                b.wire = b.buffer.astype(np.float16)
+            if compression.wire_dtype is not None:
+                b.wire = b.buffer.astype(compression.wire_dtype)
             for i, p in enumerate(b.params):
                 self._where[id(p)] = (b, i)
                 self._hooks.append(p.register_post_accumulate_grad_hook(self._on_grad))
@@ -171,13 +176,22 @@ class Reducer:
         self.loss_nonfinite = False  # set by report_nonfinite(); rides in every bucket's flag
         self.steps = 0
         self.skipped_steps = 0
-        self.overlapped = 0  # buckets already started when the last finish() began
+        self.overlapped = 0  # buckets already started when the last reduction began waiting
+        self.last_ok = True  # the all-rank decision of the last synchronised pass
+        self._open = False  # a synchronised pass began (attach_grads or a hook) and is not reduced yet
+        self._queued = False  # the end-of-backward callback of this pass is queued
         self._next = 0  # next bucket to start (index order)
         self._in_flight: deque[Bucket] = deque()
 
     # -- gradients as views ---------------------------------------------------------
     def attach_grads(self) -> None:
-        """Make every parameter's ``.grad`` its bucket view (zeroed where it was None)."""
+        """Make every parameter's ``.grad`` its bucket view (zeroed where it was None).
+
+        With ``sync`` on, this opens a synchronised pass: ``finish()`` reduces even
+        when no backward runs on this rank.
+        """
+        self._open = self._open or self.sync
+        self._queued = False  # a backward that failed half-way left its callback unrun
         for b in self.buckets:
             for i in range(len(b.params)):
                 self._adopt(b, i)
@@ -203,11 +217,10 @@ class Reducer:
         b.used[i] = True
         if not self.sync:
             return
-        if b.ready[i]:
-            raise RuntimeError(
-                f"DistributedDataParallel: parameter {b.names[i]!r} received a second gradient before "
-                "finish(); call ddp.finish() after every synchronised backward, or accumulate under no_sync()"
-            )
+        self._open = True
+        if not self._queued:
+            queue_callback(self._reduce)
+            self._queued = True
         b.ready[i] = True
         b.pending -= 1
         if b.pending == 0:
@@ -230,13 +243,13 @@ class Reducer:
     def _prepare(self, b: Bucket) -> None:
         """Scale (and cast) the gradients, fill the flag slots: done as soon as the bucket is
         complete, so a bucket waiting for its turn costs nothing after backward."""
+        from lucid._backend import get_array_module
 
         xp = get_array_module(b.buffer)
         n, k = b.numel, len(b.params)
         target = b.buffer if b.wire is None else b.wire
         scale = 1.0 / self.world if self.predivide else 1.0
-        limit = FP16_MAX if b.wire is not None else None
-        bad = scale_and_check(b.buffer[:n], scale, out=None if b.wire is None else b.wire[:n], limit=limit)
+        bad = self.compression.compress(b.buffer[:n], scale, out=None if b.wire is None else b.wire[:n])
         target[n : n + k] = xp.asarray(b.used, dtype=target.dtype)
         if b.votes:
             target[n + k : n + k + b.votes] = xp.asarray(self.votes, dtype=target.dtype)
@@ -252,8 +265,7 @@ class Reducer:
     def _complete(self, b: Bucket) -> None:
         n = b.numel
         if b.wire is not None:
-
-            get_array_module(b.buffer).copyto(b.buffer, b.wire)  # float16 -> float32/64, flags included
+            self.compression.decompress(b.wire, b.buffer)  # e.g. float16 -> float32/64, flags included
             if not self.predivide:
                 # the sum itself may have overflowed float16: same values everywhere, same verdict
                 if scale_and_check(b.buffer[:n], 1.0 / self.world):
@@ -268,14 +280,23 @@ class Reducer:
         self.loss_nonfinite = True
 
     def finish(self) -> bool:
-        """Wait until every bucket is reduced; True when the step may be taken.
+        """True when the step may be taken: the all-rank decision of the last synchronised pass.
 
-        Must be called once per synchronised backward on every rank (also on a rank
-        that ran no backward: its buckets then hold zeros and it still takes part).
-        Inside ``no_sync()`` it returns True at once and communicates nothing.
+        After a backward that reached the buckets, the reduction already happened at
+        its end and this only reports it. On a rank whose pass ran no backward (its
+        buckets hold zeros) it reduces now, so that rank still takes part. Outside a
+        synchronised pass (e.g. after a ``no_sync`` backward) it returns True.
         """
-        if not self.sync:
+        if self._open:
+            self._reduce()
+        elif not self.sync:
             return True
+        return self.last_ok
+
+    def _reduce(self) -> None:
+        """Start what is left, wait for every bucket, apply the flags (end of a synchronised pass)."""
+        if not self._open:
+            return
         self.overlapped = self._next
         for b in self.buckets:
             if b.pending:  # parameters that got no gradient this pass
@@ -285,6 +306,7 @@ class Reducer:
                 b.pending = 0
                 self._prepare(b)
         self._start_ready()
+        self._progress()  # requests done by now complete through test(), the rest through wait()
         while self._in_flight:
             b = self._in_flight.popleft()
             with watch(f"DDP gradient all-reduce (bucket {b.index + 1} of {len(self.buckets)})"):
@@ -296,7 +318,10 @@ class Reducer:
         self.steps += 1
         if not ok:
             self.skipped_steps += 1
-        return ok
+            for b in self.buckets:  # stepping anyway leaves every parameter as it is
+                for p in b.params:
+                    p.grad = None
+        self.last_ok = ok
 
     def _read_flags(self) -> bool:
         """Apply the reduced used flags; True when no rank saw a non-finite value."""
@@ -323,6 +348,7 @@ class Reducer:
             b.pending = k
         self._next = 0
         self.loss_nonfinite = False
+        self._open = self._queued = False
 
     def remove_hooks(self) -> None:
         for remove in self._hooks:

@@ -31,6 +31,7 @@ from typing import Any
 
 from lucid import serialization
 from lucid.distributed import checkpoint_marks, collectives, comm
+from lucid.distributed.group import ProcessGroup
 
 FORMAT = "lucid-checkpoint"
 VERSION = 1
@@ -126,9 +127,17 @@ def uncommitted(directory: str) -> list[str]:
 
 
 # -- saving ------------------------------------------------------------------------
-def save(directory: str, step: int, state: dict, rank_state: dict | None = None, keep_last: int = 0,
-         marks: dict | None = None) -> str:
-    """Write ``state`` (identical on every rank) as a sharded checkpoint; collective.
+def save(
+    directory: str,
+    step: int,
+    state: dict,
+    rank_state: dict | None = None,
+    keep_last: int = 0,
+    group: ProcessGroup | None = None,
+    marks: dict | None = None,
+) -> str:
+    """Write ``state`` (identical on every rank of ``group``, None: the world) as a sharded
+    checkpoint; collective over the group, whose rank 0 commits.
 
     ``state`` is a nested dict of plain values and tensors (model and optimizer state
     dicts, scheduler, sampler cursor, ...); ``rank_state`` is this rank's own JSON-able
@@ -136,7 +145,7 @@ def save(directory: str, step: int, state: dict, rank_state: dict | None = None,
     ``keep_last`` (0 = keep all) are pruned after the commit, except the newest one of
     each mark (``marks``, e.g. ``{"best": {...}}``, go into the manifest; see checkpoint_marks).
     """
-    rank, world = comm.rank(), comm.world_size()
+    rank, world = comm.rank(group), comm.world_size(group)
     final = os.path.join(directory, step_dir_name(step))
     tmp = None
     if rank == 0:
@@ -144,7 +153,7 @@ def save(directory: str, step: int, state: dict, rank_state: dict | None = None,
         _remove_stale_tmp(directory)
         tmp = os.path.join(directory, f".tmp-{step_dir_name(step)}-{uuid.uuid4().hex[:8]}")
         os.makedirs(tmp)
-    tmp = collectives.broadcast_object(tmp, 0)
+    tmp = collectives.broadcast_object(tmp, 0, group)
 
     enc = serialization._Encoder(name_of=_readable)
     structure = enc.encode(state, "obj")
@@ -157,7 +166,7 @@ def save(directory: str, step: int, state: dict, rank_state: dict | None = None,
             report["files"][STATE] = _write_durable(os.path.join(tmp, STATE), text)
     except Exception as exc:  # reported to rank 0, which then does not commit
         report["error"] = f"{type(exc).__name__}: {exc}"
-    reports = collectives.all_gather_object(report)
+    reports = collectives.all_gather_object(report, group)
     failed = [r for r in reports if r["error"]]
     if failed:
         if rank == 0:
@@ -174,7 +183,7 @@ def save(directory: str, step: int, state: dict, rank_state: dict | None = None,
         if error is None:
             for old in checkpoint_marks.to_prune(committed(directory), keep_last):
                 shutil.rmtree(old, ignore_errors=True)
-    error = collectives.broadcast_object(error, 0)
+    error = collectives.broadcast_object(error, 0, group)
     if error:
         raise CheckpointError(f"checkpoint {final} was not committed: {error}")
     return final
@@ -256,9 +265,9 @@ def read_manifest(path: str) -> dict:
     return manifest
 
 
-def verify(path: str, manifest: dict) -> None:
-    """Check sizes and checksums; each rank checks a share of the files, all learn the result."""
-    rank, world = comm.rank(), comm.world_size()
+def verify(path: str, manifest: dict, group: ProcessGroup | None = None) -> None:
+    """Check sizes and checksums; each rank (of ``group``) checks a share of the files, all learn the result."""
+    rank, world = comm.rank(group), comm.world_size(group)
     problems = []
     for i, (name, entry) in enumerate(sorted(manifest["files"].items())):
         if i % world != rank:
@@ -270,19 +279,19 @@ def verify(path: str, manifest: dict) -> None:
             problems.append(f"{file} has {os.path.getsize(file)} bytes, the manifest says {entry['size']} (truncated?)")
         elif _sha256(file) != entry["sha256"]:
             problems.append(f"{file} does not match its sha256 checksum (corrupted)")
-    problems = [p for ps in collectives.all_gather_object(problems) for p in ps]
+    problems = [p for ps in collectives.all_gather_object(problems, group) for p in ps]
     if problems:
         raise CheckpointError("; ".join(problems))
 
 
-def load(path: str, map_location: Any = None) -> tuple[dict, dict, dict]:
-    """Read a checkpoint written at any world size; collective.
+def load(path: str, map_location: Any = None, group: ProcessGroup | None = None) -> tuple[dict, dict, dict]:
+    """Read a checkpoint written at any world size; collective over ``group`` (None: the world).
 
     ``map_location`` places tensors as in ``lucid.load`` (e.g. "cpu", or the rank's GPU).
     Returns (state, this rank's rank_state or {} when the world size changed, manifest).
     """
     manifest = read_manifest(path)
-    verify(path, manifest)
+    verify(path, manifest, group)
     import safetensors
 
     arrays = {}
@@ -297,15 +306,17 @@ def load(path: str, map_location: Any = None) -> tuple[dict, dict, dict]:
         structure = json.load(fh)["structure"]
     state = serialization._Decoder(arrays, serialization._device_map(map_location)).decode(structure)
     rank_state = {}
-    rank_file = os.path.join(path, f"rank-{comm.rank():05d}.json")
-    if manifest["world_size"] == comm.world_size() and os.path.isfile(rank_file):
+    rank_file = os.path.join(path, f"rank-{comm.rank(group):05d}.json")
+    if manifest["world_size"] == comm.world_size(group) and os.path.isfile(rank_file):
         with open(rank_file) as fh:
             rank_state = json.load(fh)
     return state, rank_state, manifest
 
 
-def load_newest(directory: str, map_location: Any = None) -> tuple[str, tuple[dict, dict, dict]] | None:
-    """The newest committed checkpoint under ``directory`` that verifies; collective.
+def load_newest(
+    directory: str, map_location: Any = None, group: ProcessGroup | None = None
+) -> tuple[str, tuple[dict, dict, dict]] | None:
+    """The newest committed checkpoint under ``directory`` that verifies; collective over ``group``.
 
     A corrupted one is skipped with a warning naming the problem. Returns (path,
     load(path)), or None when the directory holds no checkpoint at all; raises a
@@ -315,26 +326,28 @@ def load_newest(directory: str, map_location: Any = None) -> tuple[str, tuple[di
     problems = [f"{p}: not committed (no {MANIFEST})" for p in uncommitted(directory)]
     for path in reversed(committed(directory)):
         try:
-            return path, load(path, map_location)
+            return path, load(path, map_location, group)
         except CheckpointError as exc:
             problems.append(f"{path}: {exc}")
-            if comm.rank() == 0:
+            if comm.rank(group) == 0:
                 warnings.warn(f"skipping checkpoint {path}: {exc}; trying the previous one", stacklevel=2)
     if problems:
         raise CheckpointError(f"no usable checkpoint under {directory}:\n  " + "\n  ".join(problems))
     return None
 
 
-def load_path(path: str, map_location: Any = None) -> tuple[str, tuple[dict, dict, dict]]:
+def load_path(
+    path: str, map_location: Any = None, group: ProcessGroup | None = None
+) -> tuple[str, tuple[dict, dict, dict]]:
     """A checkpoint directory, or the newest usable one of a directory of checkpoints
-    (a run's ``checkpoints/``); collective. Returns (the checkpoint's path, load(path))."""
+    (a run's ``checkpoints/``); collective over ``group``. Returns (the checkpoint's path, load(path))."""
     if os.path.isfile(os.path.join(path, MANIFEST)):
-        return path, load(path, map_location)
+        return path, load(path, map_location, group)
     if not os.path.exists(path):
         raise CheckpointError(f"{path} does not exist")
     if not os.path.isdir(path):
         raise CheckpointError(f"{path} is not a checkpoint directory")
-    found = load_newest(path, map_location)
+    found = load_newest(path, map_location, group)
     if found is None:
         if _STEP_DIR.match(os.path.basename(os.path.normpath(path))):
             raise CheckpointError(f"{path} is not a committed checkpoint (no {MANIFEST})")

@@ -2,7 +2,8 @@
 
 Arrays and tensors are updated in place (PyTorch's semantics) and returned; Python
 numbers come back as new values. CuPy arrays go to MPI directly when the library is
-CUDA-aware, else through a host copy. Every wait runs under the watchdog.
+CUDA-aware, else through a host copy. Every wait runs under the watchdog. Each
+takes ``group`` (a ``ProcessGroup``; None: the world) and runs over its ranks only.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 from lucid._backend import get_array_module
 from lucid.distributed import comm as _comm
 from lucid.distributed import gpu
+from lucid.distributed.group import ProcessGroup
 from lucid.distributed.watchdog import watch
 
 
@@ -73,7 +75,13 @@ def _check_mean_dtype(array, op: str) -> None:
         raise TypeError(f"all_reduce(op='mean') needs a floating-point array, got {array.dtype}")
 
 
-def all_reduce(x: Any, op: str = ReduceOp.SUM) -> Any:
+def _group(group: ProcessGroup | None, what: str):
+    """(group, its communicator) for a collective named ``what``."""
+    g = _comm.resolve(group)
+    return g, g.member_comm(what)
+
+
+def all_reduce(x: Any, op: str = ReduceOp.SUM, group: ProcessGroup | None = None) -> Any:
     """Reduce ``x`` over all ranks with sum, mean, max or min; every rank gets the result."""
     from mpi4py import MPI
 
@@ -82,36 +90,36 @@ def all_reduce(x: Any, op: str = ReduceOp.SUM) -> Any:
     if number and op == ReduceOp.MEAN:
         array = array.astype(np.float64)
     _check_mean_dtype(array, op)
-    w = _comm.world()
+    g, comm = _group(group, "all_reduce")
     with _mpi_buffer(array) as buf:
         with watch(f"all_reduce({op})"):
-            w.comm.Allreduce(MPI.IN_PLACE, buf, op=mpi_op)
+            comm.Allreduce(MPI.IN_PLACE, buf, op=mpi_op)
         if op == ReduceOp.MEAN:
-            buf /= w.size
+            buf /= g.size
     return array[0].item() if number else x
 
 
-def broadcast(x: Any, src: int = 0) -> Any:
-    """Give every rank rank ``src``'s values of ``x``."""
+def broadcast(x: Any, src: int = 0, group: ProcessGroup | None = None) -> Any:
+    """Give every rank rank ``src``'s values of ``x`` (``src`` counts within ``group``)."""
     array, _, number = _array(x)
-    w = _comm.world()
+    _, comm = _group(group, "broadcast")
     with _mpi_buffer(array) as buf:
         with watch(f"broadcast(src={src})"):
-            w.comm.Bcast(buf, root=src)
+            comm.Bcast(buf, root=src)
     return array[0].item() if number else x
 
 
-def all_gather(x: Any) -> list:
+def all_gather(x: Any, group: ProcessGroup | None = None) -> list:
     """Every rank's ``x``, in rank order; sizes may differ along the first axis."""
     array, is_tensor, number = _array(x)
-    w = _comm.world()
-    metas = all_gather_object((tuple(array.shape), str(array.dtype)))
+    _, comm = _group(group, "all_gather")
+    metas = all_gather_object((tuple(array.shape), str(array.dtype)), group)
     _check_gather_metas(metas)
     counts = [int(np.prod(shape)) for shape, _ in metas]
     with _mpi_buffer(array, writeback=False) as buf:
         out = _empty_like_on(buf, sum(counts))
         with watch("all_gather"):
-            w.comm.Allgatherv(buf, [out, counts])
+            comm.Allgatherv(buf, [out, counts])
     parts = np.split(out, np.cumsum(counts)[:-1]) if not gpu.is_device_array(out) else _split_device(out, counts)
     parts = [p.reshape(shape) for p, (shape, _) in zip(parts, metas)]
     if gpu.is_device_array(array) and not gpu.is_device_array(out):
@@ -147,7 +155,7 @@ def _wrap_like(x, array):
     return Tensor._wrap(array, x.device)
 
 
-def reduce_scatter(x: Any, op: str = ReduceOp.SUM) -> Any:
+def reduce_scatter(x: Any, op: str = ReduceOp.SUM, group: ProcessGroup | None = None) -> Any:
     """Reduce ``x`` over ranks and give rank r the r-th of ``world_size`` slices along axis 0.
 
     The slices follow ``numpy.array_split``: the first ``len % world`` ranks get one
@@ -158,28 +166,31 @@ def reduce_scatter(x: Any, op: str = ReduceOp.SUM) -> Any:
     if number or array.ndim == 0:
         raise ValueError("reduce_scatter needs an array with a first dimension to split")
     _check_mean_dtype(array, op)
-    w = _comm.world()
-    rows = [len(r) for r in np.array_split(np.arange(array.shape[0]), w.size)]
+    g, comm = _group(group, "reduce_scatter")
+    rank = comm.Get_rank()
+    rows = [len(r) for r in np.array_split(np.arange(array.shape[0]), g.size)]
     row = int(np.prod(array.shape[1:]))
     with _mpi_buffer(array, writeback=False) as buf:
-        out = _empty_like_on(buf, rows[w.rank] * row)
+        out = _empty_like_on(buf, rows[rank] * row)
         with watch(f"reduce_scatter({op})"):
-            w.comm.Reduce_scatter(buf, out, [r * row for r in rows], op=mpi_op)
+            comm.Reduce_scatter(buf, out, [r * row for r in rows], op=mpi_op)
     if op == ReduceOp.MEAN:
-        out /= w.size
-    out = out.reshape((rows[w.rank],) + tuple(array.shape[1:]))
+        out /= g.size
+    out = out.reshape((rows[rank],) + tuple(array.shape[1:]))
     if gpu.is_device_array(array) and not gpu.is_device_array(out):
         out = _device_copy(out, array)
     return _wrap_like(x, out) if is_tensor else out
 
 
-def broadcast_object(obj: Any, src: int = 0) -> Any:
+def broadcast_object(obj: Any, src: int = 0, group: ProcessGroup | None = None) -> Any:
     """Rank ``src``'s picklable Python object, on every rank (for small values)."""
+    _, comm = _group(group, "broadcast_object")
     with watch(f"broadcast_object(src={src})"):
-        return _comm.world().comm.bcast(obj, root=src)
+        return comm.bcast(obj, root=src)
 
 
-def all_gather_object(obj: Any) -> list:
+def all_gather_object(obj: Any, group: ProcessGroup | None = None) -> list:
     """Every rank's picklable Python object, in rank order (for small values)."""
+    _, comm = _group(group, "all_gather_object")
     with watch("all_gather_object"):
-        return _comm.world().comm.allgather(obj)
+        return comm.allgather(obj)

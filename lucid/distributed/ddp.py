@@ -1,16 +1,18 @@
 """DistributedDataParallel: one model replica per rank, gradients averaged in buckets.
 
-Wrapping checks that every rank holds the same parameter and buffer names, shapes
-and dtypes (a mismatch raises on every rank, naming the first difference, rather
-than hanging), then copies rank 0's values to all. Each forward installs the
-gradient bucket views (``buckets.Reducer``); backward's post-accumulate hooks start
-each bucket's all-reduce as soon as it is complete; ``finish()`` waits for the rest
-and says whether the optimizer may step:
+Wrapping checks that every rank of the process group holds the same parameter and
+buffer names, shapes and dtypes (a mismatch raises on every rank, naming the first
+difference, rather than hanging), then copies the group's rank 0 values to all. Each
+forward installs the gradient bucket views (``buckets.Reducer``); backward's
+post-accumulate hooks start each bucket's all-reduce as soon as it is complete, and
+an end-of-backward callback waits for the rest, so ``loss.backward()`` returns with
+every gradient averaged (PyTorch's semantics). ``finish()`` reports whether the
+optimizer may step (no second wait):
 
     loss = criterion(ddp(x), y)
     loss.backward()
     if ddp.finish():          # False: some rank saw NaN/Inf -> every rank skips
-        optimizer.step()
+        optimizer.step()      # (stepping anyway is harmless: the gradients are None)
     optimizer.zero_grad()
 """
 from __future__ import annotations
@@ -22,12 +24,13 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from lucid._backend import get_array_module
 from lucid.autograd import is_grad_enabled
 from lucid.distributed import comm as _comm
+from lucid.distributed.backends import choose_transport
 from lucid.distributed.buckets import Reducer
 from lucid.distributed.collectives import all_gather_object, broadcast
-from lucid.distributed.transport import make_transport
+from lucid.distributed.compression import get_compression
+from lucid.distributed.group import ProcessGroup
 from lucid.nn.module import Module
 
 
@@ -43,7 +46,7 @@ def _describe(row) -> str:
     return f"{kind} '{name}' {dtype}{list(shape)}"
 
 
-def check_same_model(module: Module) -> None:
+def check_same_model(module: Module, group: ProcessGroup | None = None) -> None:
     """Raise the same ValueError on every rank unless all ranks hold the same structure.
 
     One all-gather of a digest; only when digests differ are the full lists gathered
@@ -51,10 +54,10 @@ def check_same_model(module: Module) -> None:
     """
     rows = _signature(module)
     digest = hashlib.sha256(repr(rows).encode()).hexdigest()
-    digests = all_gather_object(digest)
+    digests = all_gather_object(digest, group)
     if len(set(digests)) == 1:
         return
-    everyone = all_gather_object(rows)
+    everyone = all_gather_object(rows, group)
     ref = everyone[0]
     for r, other in enumerate(everyone):
         if other == ref:
@@ -69,18 +72,19 @@ def check_same_model(module: Module) -> None:
                 )
 
 
-def broadcast_coalesced(tensors: list, src: int = 0) -> None:
+def broadcast_coalesced(tensors: list, src: int = 0, group: ProcessGroup | None = None) -> None:
     """Give every rank rank ``src``'s values of ``tensors``: one broadcast per dtype."""
+    from lucid._backend import get_array_module
 
     by_dtype: dict = {}
     for t in tensors:
         by_dtype.setdefault((str(t.dtype), t.device), []).append(t)
-    for group in by_dtype.values():
-        xp = get_array_module(group[0].data)
-        flat = xp.concatenate([t.data.reshape(-1) for t in group])
-        broadcast(flat, src=src)
+    for same in by_dtype.values():
+        xp = get_array_module(same[0].data)
+        flat = xp.concatenate([t.data.reshape(-1) for t in same])
+        broadcast(flat, src=src, group=group)
         offset = 0
-        for t in group:
+        for t in same:
             t.data[...] = flat[offset : offset + t.data.size].reshape(t.shape)
             offset += t.data.size
 
@@ -93,12 +97,15 @@ class DistributedDataParallel(Module):
         bucket_cap_mb: size of a gradient bucket, MiB.
         first_bucket_mb: size of the first bucket (the last layers' gradients), kept
             small so communication starts early in backward.
-        compression: None, or "fp16" to all-reduce gradients as float16 (half the bytes).
+        compression: None, "fp16" (all-reduce gradients as float16: half the bytes) or a
+            ``lucid.distributed.compression.Compression`` strategy.
         gradient_predivide: divide gradients by the world size before summing
             (needed with fp16 so sums stay in range) instead of after.
-        backend: "auto", "mpi" or "nccl" (see ``transport.make_transport``).
+        backend: "auto" or a registered transport ("mpi", "cuda_aware", "staged", "nccl";
+            see ``lucid.distributed.backends``); every rank ends up with the same one.
         broadcast_buffers: before each training forward, copy rank 0's buffers (BN
             running statistics of non-synchronised BatchNorm) to every rank.
+        process_group: the ranks that hold replicas of this model (None: the world).
         votes: number of per-step vote slots summed over ranks in the gradient
             all-reduce: set ``ddp.reducer.votes`` before a synchronised backward, read
             ``ddp.reducer.vote_totals`` after ``finish()`` (how the Trainer agrees to stop).
@@ -119,32 +126,37 @@ class DistributedDataParallel(Module):
         gradient_predivide: bool = True,
         backend: str = "auto",
         broadcast_buffers: bool = True,
+        process_group: ProcessGroup | None = None,
         votes: int = 0,
     ):
         super().__init__()
         self.module = module
-        world = _comm.world()
+        group = _comm.resolve(process_group)
+        group.member_comm("DistributedDataParallel")
+        self.process_group = process_group
         named = list(module.named_parameters())
-        check_same_model(module)
-        broadcast_coalesced([p for _, p in named] + list(module.buffers()))
+        check_same_model(module, group)
+        broadcast_coalesced([p for _, p in named] + list(module.buffers()), group=group)
         devices = {p.device for _, p in named}
         if len(devices) > 1:
             raise ValueError(f"DistributedDataParallel: parameters on several devices {sorted(devices)}; use one")
         device = devices.pop() if devices else "cpu"
-        if compression == "fp16" and device == "cpu" and world.size > 1:
+        compression = get_compression(compression)
+        if compression.wire_dtype is not None and device == "cpu" and group.size > 1:
             warnings.warn(
                 "DistributedDataParallel(compression='fp16') on CPU: NumPy and MPI add float16 values in "
                 "software (~10 ns each), which costs more than the halved transfer saves on shared memory "
                 "or fast networks; it pays off on GPUs (NCCL) or slow links",
                 stacklevel=2,
             )
-        self._comm = world.comm.Dup()  # bucket traffic never interleaves with other collectives
-        transport = make_transport(backend, device, self._comm)
+        self._group = group.dup()  # bucket traffic never interleaves with other collectives
+        wire = {p.dtype for _, p in named} if compression.wire_dtype is None else {compression.wire_dtype}
+        transport = choose_transport(backend, device, self._group.comm, wire_dtypes=sorted(map(str, wire)))
         self.reducer = Reducer(
             [p for _, p in named],
             [n for n, _ in named],
             transport,
-            world.size,
+            group.size,
             bucket_cap_mb=bucket_cap_mb,
             first_bucket_mb=first_bucket_mb,
             compression=compression,
@@ -159,10 +171,10 @@ class DistributedDataParallel(Module):
             # The backward of this forward synchronises unless it ran under no_sync().
             self.reducer.sync = self._require_sync
             self.reducer.attach_grads()
-        if self.broadcast_buffers and self.training and _comm.world_size() > 1:
+        if self.broadcast_buffers and self.training and self._group.size > 1:
             buffers = list(self.module.buffers())
             if buffers:
-                broadcast_coalesced(buffers)
+                broadcast_coalesced(buffers, group=self.process_group)
         return self.module(*args, **kwargs)
 
     @contextmanager
@@ -185,12 +197,15 @@ class DistributedDataParallel(Module):
         loss.backward()
 
     def finish(self) -> bool:
-        """Wait for every gradient bucket; True when the optimizer may step.
+        """True when the optimizer may step; the same answer on every rank.
 
-        Call once after each synchronised backward, on every rank. False means some
-        rank saw a NaN/Inf gradient (or reported a non-finite loss): all ranks got
-        False, nothing should be updated, and ``skipped_steps`` went up by one.
-        After a no_sync() backward it returns True without communicating.
+        ``loss.backward()`` already reduced every bucket; this reports the decision
+        (no second wait). False means some rank saw a NaN/Inf gradient (or reported a
+        non-finite loss): every rank got False, the gradients were set to None (so an
+        ``optimizer.step()`` changes nothing) and ``skipped_steps`` went up by one.
+        A rank whose synchronised forward was followed by no backward must call it:
+        it then takes part in the reduction here. After a no_sync() backward it
+        returns True without communicating.
         """
         return self.reducer.finish()
 
@@ -207,4 +222,4 @@ class DistributedDataParallel(Module):
 
     def extra_repr(self) -> str:
         sizes = ", ".join(f"{b.numel * b.buffer.itemsize / 2**20:.2f}" for b in self.reducer.buckets)
-        return f"world_size={_comm.world_size()}, buckets (MiB)=[{sizes}], compression={self.reducer.compression}"
+        return f"world_size={self._group.size}, buckets (MiB)=[{sizes}], compression={self.reducer.compression}"

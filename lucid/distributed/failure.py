@@ -7,6 +7,10 @@ stderr followed by ``MPI_Abort``, which the launcher propagates to every rank wi
 seconds. ``nonfinite`` is the local half of the non-finite-step rule: each rank
 writes it into the flag slot that rides in the gradient all-reduce, so every rank
 reaches the same skip decision.
+
+This module asks mpi4py directly for the rank and world (it never imports
+``comm``, which installs these hooks): the import order is comm -> failure and
+watchdog -> failure, with no cycle.
 """
 from __future__ import annotations
 
@@ -18,31 +22,35 @@ import traceback
 
 import numpy as np
 
-from lucid._backend import get_array_module
-
 _installed = False
 ABORT_GRACE_SECONDS = 0.5  # see abort()
 
 
-def _tag(text: str) -> str:
-    from lucid.distributed import comm
+def _world_comm():
+    """MPI.COMM_WORLD while MPI runs (started by mpi4py, not finalized), else None."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is None or not mpi.Is_initialized() or mpi.Is_finalized():
+        return None
+    return mpi.COMM_WORLD
 
-    prefix = f"[rank {comm.rank()}] " if comm.is_initialized() else "[rank ?] "
+
+def _tag(text: str) -> str:
+    world = _world_comm()
+    prefix = f"[rank {world.Get_rank()}] " if world is not None else "[rank ?] "
     return "".join(prefix + line + "\n" for line in text.rstrip("\n").split("\n"))
 
 
 def abort(message: str, code: int = 1) -> None:
     """Print ``message`` tagged with this rank and abort every rank of the job."""
-    from lucid.distributed import comm
-
     sys.stderr.write(_tag(message))
     sys.stderr.flush()
     sys.stdout.flush()
-    if comm.is_initialized() and comm.world_size() > 1:
+    world = _world_comm()
+    if world is not None and world.Get_size() > 1:
         # The launcher forwards output and the abort request on separate channels; without
         # a pause it could tear the job down before this rank's message reaches the user.
         time.sleep(ABORT_GRACE_SECONDS)
-        comm.world().comm.Abort(code)
+        world.Abort(code)
     # A world of one has nobody to wait for: leave without running atexit handlers
     # that could block (e.g. a thread joining in MPI_Finalize).
     import os
@@ -51,9 +59,8 @@ def abort(message: str, code: int = 1) -> None:
 
 
 def _alone() -> bool:
-    from lucid.distributed import comm
-
-    return not comm.is_initialized() or comm.world_size() == 1
+    world = _world_comm()
+    return world is None or world.Get_size() == 1
 
 
 def _excepthook(exc_type, exc, tb) -> None:
@@ -113,6 +120,7 @@ def scale_and_check(src, scale: float = 1.0, out=None, limit: float | None = Non
     past float max (values near 1e38) raise a false alarm. With a limit, the sum of
     squares bounds every |value| and only chunks it cannot clear get an exact max.
     """
+    from lucid._backend import get_array_module
 
     xp = get_array_module(src)
     if xp is not np:

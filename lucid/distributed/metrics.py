@@ -13,16 +13,17 @@ from typing import Sequence
 import numpy as np
 
 from lucid.distributed.collectives import all_reduce
+from lucid.distributed.group import ProcessGroup
 
 
-def reduce_sums(sums: dict[str, float]) -> dict[str, float]:
-    """Sum each value over all ranks in one all-reduce.
+def reduce_sums(sums: dict[str, float], group: ProcessGroup | None = None) -> dict[str, float]:
+    """Sum each value over all ranks (of ``group``; None: the world) in one all-reduce.
 
     Every rank must pass the same keys in the same order (they define the layout
     of the reduced vector).
     """
     values = np.array([float(v) for v in sums.values()], dtype=np.float64)
-    all_reduce(values, "sum")
+    all_reduce(values, "sum", group=group)
     return dict(zip(sums.keys(), values.tolist()))
 
 
@@ -33,6 +34,7 @@ class ClassificationMeter:
         topk: the k's to count (top-1 and top-5 by default).
         ignore_index: rows with this target are left out (PyTorch's ``ignore_index``;
             e.g. images that could not be read, see ``lucid.data.LeaveOutUnreadable``).
+        group: the ranks ``compute()`` sums over (None: the world).
 
     Example::
 
@@ -43,9 +45,10 @@ class ClassificationMeter:
         stats = meter.compute()   # {"top1": 76.1, "top5": 92.9, "loss": 0.97, "count": 50000}
     """
 
-    def __init__(self, topk: Sequence[int] = (1, 5), ignore_index: int = -100):
+    def __init__(self, topk: Sequence[int] = (1, 5), ignore_index: int = -100, group: ProcessGroup | None = None):
         self.topk = tuple(int(k) for k in topk)
         self.ignore_index = ignore_index
+        self.group = group
         self.reset()
 
     def reset(self) -> None:
@@ -73,7 +76,7 @@ class ClassificationMeter:
 
     def compute(self) -> dict[str, float]:
         """Whole-set figures: ``top<k>`` in percent, mean ``loss``, total ``count`` (collective)."""
-        total = reduce_sums(self.sums)
+        total = reduce_sums(self.sums, self.group)
         n = total["count"]
         out = {f"top{k}": 100.0 * total[f"correct{k}"] / n if n else 0.0 for k in self.topk}
         out["loss"] = total["loss_sum"] / n if n else 0.0

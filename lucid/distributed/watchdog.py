@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 
 class Watchdog:
     """Checks, every ``timeout / 4`` seconds at most 1 s apart, how long the current wait has run."""
 
-    def __init__(self, timeout: float):
+    def __init__(self, timeout: float, on_timeout: Callable[[str], None]):
         if timeout <= 0:
             raise ValueError(f"watchdog timeout must be positive, got {timeout}")
         self.timeout = float(timeout)
+        self.on_timeout = on_timeout
         self.current: tuple[str, float] | None = None  # (collective, start time)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lucid-watchdog", daemon=True)
@@ -29,10 +31,8 @@ class Watchdog:
         while not self._stop.wait(period):
             current = self.current
             if current is not None and time.monotonic() - current[1] > self.timeout:
-                from lucid.distributed.failure import abort
-
                 waited = time.monotonic() - current[1]
-                abort(
+                self.on_timeout(
                     f"watchdog: collective '{current[0]}' has waited {waited:.1f} s "
                     f"(timeout {self.timeout:g} s); another rank is not taking part. "
                     "Aborting all ranks."
@@ -45,12 +45,12 @@ class Watchdog:
 _active: Watchdog | None = None
 
 
-def start(timeout: float) -> Watchdog:
-    """Start (or re-arm with a new timeout) the process's watchdog."""
+def start(timeout: float, on_timeout: Callable[[str], None]) -> Watchdog:
+    """Start (or re-arm with a new timeout) the process's watchdog; ``on_timeout(message)`` ends the job."""
     global _active
     if _active is not None:
         _active.stop()
-    _active = Watchdog(timeout)
+    _active = Watchdog(timeout, on_timeout)
     return _active
 
 

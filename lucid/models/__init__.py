@@ -4,7 +4,7 @@
     model = ResNet(ResNetConfig(block="basic", layers=[2, 2, 2, 2], num_classes=10))
     model = create_model("resnext_50_32x4d", num_classes=100)
 """
-from lucid.models.blocks import BasicBlock, Bottleneck, ResidualBlock, add_relu, bn_relu
+from lucid.models.blocks import BasicBlock, Bottleneck, ResidualBlock, add_act
 from lucid.models.config import BLOCKS, ResNeStConfig, ResNetConfig, ResNeXtConfig
 from lucid.models.d2l import D2LResNet, Residual, ResNeXtBlock, d2l_resnet_18, d2l_stage
 from lucid.models.factories import (
@@ -41,7 +41,7 @@ from lucid.models.stem import Stem
 __all__ = [
     "BLOCKS", "BasicBlock", "Bottleneck", "D2LResNet", "ResNeSt", "ResNeStConfig", "ResNeXt", "ResNeXtBlock",
     "ResNeXtConfig", "ResNet", "ResNetConfig", "Residual", "ResidualBlock", "SplitAttentionConv2d", "Stem", "_ResNeStBottleneck",
-    "add_relu", "bn_relu", "create_model", "d2l_resnet_18", "d2l_stage", "list_models", "load_pretrained", "read_state_dict",
+    "add_act", "create_model", "d2l_resnet_18", "d2l_stage", "list_models", "load_pretrained", "read_state_dict",
     "reference_state_dict", "register_model",
     "resnest_14", "resnest_26", "resnest_50", "resnest_50_1s4x24d", "resnest_50_4s2x40d", "resnest_101",
     "resnest_200", "resnest_269", "resnet_18", "resnet_34", "resnet_50", "resnet_101", "resnet_152", "resnet_200",

@@ -1,40 +1,32 @@
 """Residual blocks of ResNet / Wide ResNet / ResNeXt: BasicBlock and Bottleneck.
 
 Names follow torchvision (conv1, bn1, ..., downsample) so that reference weights map
-one to one. Convolutions have no bias (BatchNorm follows each); the 3x3 convolution
+one to one. Convolutions have no bias (a norm follows each); the 3x3 convolution
 carries the stride; the bottleneck width is ``int(planes * base_width / 64) * cardinality``
 and the block widens its output by ``expansion``.
+
+Blocks take their norm and activation as arguments (timm's ``norm_layer`` /
+``act_layer``; defaults BatchNorm2d and ReLU). A norm followed by the activation is
+one module from ``nn.get_norm_act_layer`` (BatchNormAct2d: BatchNorm and ReLU fused
+into one kernel); the residual join is ``add_act``.
 """
 from __future__ import annotations
+
+from typing import Any
 
 import lucid.nn as nn
 import lucid.nn.functional as F
 from lucid.models.validation import check_positive
 
 
-def add_relu(out, identity):
-    """relu(out + identity): the residual join of every block, kept in this one place.
+def add_act(act: nn.Module, out, shortcut):
+    """act(out + shortcut): the residual join of every block, kept in this one place.
 
-    One fused op (``lucid.ops.add_relu``): a single pass over memory, on all cores.
+    With a ReLU, one fused op (``lucid.ops.add_relu``): a single pass over memory, on all cores.
     """
-    return F.add_relu(out, identity)
-
-
-def bn_relu(bn: nn.Module, relu: nn.Module, x):
-    """relu(bn(x)): one fused batch_norm(relu=True) pass when ``bn`` is a BatchNorm2d and ``relu`` a ReLU.
-
-    When hooks watch either module (e.g. lucid.visual's shape tracing) or either was
-    replaced by another kind of layer, the two modules run one after the other as usual.
-    """
-    if _plain(bn, nn.BatchNorm2d) and _plain(relu, nn.ReLU):
-        return bn(x, relu=True)
-    return relu(bn(x))
-
-
-def _plain(module: nn.Module, cls: type) -> bool:
-    """``module`` runs ``cls.forward`` and no hook watches it."""
-    return (isinstance(module, cls) and type(module).forward is cls.forward
-            and not module._forward_hooks and not module._forward_pre_hooks)
+    if nn.fuses_relu(act):
+        return F.add_relu(out, shortcut)
+    return act(out + shortcut)
 
 
 def bottleneck_width(planes: int, base_width: int, cardinality: int) -> int:
@@ -49,36 +41,41 @@ def bottleneck_width(planes: int, base_width: int, cardinality: int) -> int:
 
 
 class ResidualBlock(nn.Module):
-    """Base of the ResNet-family blocks: the shortcut join and zero-init of the last BN.
+    """Base of the ResNet-family blocks: the shortcut join and zero-init of the last norm.
 
-    Subclasses set ``last_norm`` (the attribute name of the BN ending the residual
+    Subclasses set ``last_norm`` (the attribute name of the norm ending the residual
     branch) and ``downsample`` (projection shortcut or None), and end ``forward`` with
-    ``return self.join(out, x)``.
+    ``return self.join(out, x)``. ``act`` is the join's activation (``act_layer()``).
     """
 
     last_norm = "bn2"
 
+    def __init__(self, act_layer: Any = nn.ReLU):
+        super().__init__()
+        self.act = act_layer()
+
     def zero_init_last(self) -> None:
-        """Zero the last BN's gamma: the residual branch starts at zero, the block as relu(shortcut)."""
+        """Zero the last norm's gamma: the residual branch starts at zero, the block as act(shortcut)."""
         nn.init.zeros_(getattr(self, self.last_norm).weight)
 
     def join(self, out, x):
-        """relu(out + shortcut(x))."""
-        return add_relu(out, x if self.downsample is None else self.downsample(x))
+        """act(out + shortcut(x))."""
+        return add_act(self.act, out, x if self.downsample is None else self.downsample(x))
 
 
 class BasicBlock(ResidualBlock):
     """Two 3x3 conv-BN layers and an identity (or projected) shortcut: ResNet-18/34.
 
-    out = relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))
+    out = act(bn2(conv2(act(bn1(conv1(x))))) + shortcut(x)); bn1 is norm+act in one module.
     """
 
     expansion = 1
     last_norm = "bn2"
 
     def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-                 cardinality: int = 1, base_width: int = 64):
-        super().__init__()
+                 cardinality: int = 1, base_width: int = 64, norm_layer: Any = nn.BatchNorm2d,
+                 act_layer: Any = nn.ReLU):
+        super().__init__(act_layer)
         check_positive("BasicBlock", in_channels=in_channels, planes=planes, stride=stride)
         if cardinality != 1 or base_width != 64:
             raise ValueError(
@@ -86,15 +83,14 @@ class BasicBlock(ResidualBlock):
                 "use block='bottleneck' for ResNeXt or Wide ResNet widths"
             )
         self.conv1 = nn.Conv2d(in_channels, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU()
+        self.bn1 = nn.get_norm_act_layer(norm_layer, act_layer)(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = norm_layer(planes)
         self.downsample = downsample
         self.stride = stride
 
     def forward(self, x):
-        out = bn_relu(self.bn1, self.relu, self.conv1(x))
+        out = self.bn1(self.conv1(x))
         out = self.bn2(self.conv2(out))
         return self.join(out, x)
 
@@ -102,30 +98,31 @@ class BasicBlock(ResidualBlock):
 class Bottleneck(ResidualBlock):
     """1x1 reduce, 3x3 grouped (strided) conv, 1x1 expand by 4: ResNet-50+, Wide, ResNeXt.
 
-    out = relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) + shortcut(x))
+    out = act(bn3(conv3(act(bn2(conv2(act(bn1(conv1(x)))))))) + shortcut(x)); bn1, bn2 are norm+act.
     """
 
     expansion = 4
     last_norm = "bn3"
 
     def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-                 cardinality: int = 1, base_width: int = 64):
-        super().__init__()
+                 cardinality: int = 1, base_width: int = 64, norm_layer: Any = nn.BatchNorm2d,
+                 act_layer: Any = nn.ReLU):
+        super().__init__(act_layer)
         check_positive("Bottleneck", in_channels=in_channels, planes=planes, stride=stride,
                         cardinality=cardinality, base_width=base_width)
         width = bottleneck_width(planes, base_width, cardinality)
+        norm_act = nn.get_norm_act_layer(norm_layer, act_layer)
         self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
+        self.bn1 = norm_act(width)
         self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, groups=cardinality, bias=False)
-        self.bn2 = nn.BatchNorm2d(width)
+        self.bn2 = norm_act(width)
         self.conv3 = nn.Conv2d(width, planes * self.expansion, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
-        self.relu = nn.ReLU()
+        self.bn3 = norm_layer(planes * self.expansion)
         self.downsample = downsample
         self.stride = stride
 
     def forward(self, x):
-        out = bn_relu(self.bn1, self.relu, self.conv1(x))
-        out = bn_relu(self.bn2, self.relu, self.conv2(out))
+        out = self.bn1(self.conv1(x))
+        out = self.bn2(self.conv2(out))
         out = self.bn3(self.conv3(out))
         return self.join(out, x)

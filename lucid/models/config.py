@@ -7,9 +7,11 @@ that names the field and, for names, the valid choices.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+import lucid.nn as nn
 from lucid.models.blocks import BasicBlock, Bottleneck
 from lucid.models.split_attention import _ResNeStBottleneck
 from lucid.models.stem import STEM_TYPES
@@ -36,9 +38,29 @@ def resolve_block(block: Any, owner: str = "ResNetConfig") -> type:
     return block
 
 
+def layer_kwargs(block: type, norm_class: Any, act_class: Any, owner: str) -> dict[str, Any]:
+    """``norm_layer`` / ``act_layer`` for the blocks: given when the block's constructor takes
+    them; a block that does not (a user block building its own layers) gets neither, which
+    is an error unless both are the defaults (BatchNorm2d, ReLU)."""
+    params = inspect.signature(block).parameters
+    anything = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    out = {}
+    for name, value, default in (("norm_layer", norm_class, nn.BatchNorm2d), ("act_layer", act_class, nn.ReLU)):
+        if anything or name in params:
+            out[name] = value
+        elif value is not default:
+            raise ValueError(f"{owner}: block {block.__name__} takes no {name} argument, so {name}="
+                             f"{getattr(value, '__name__', value)!r} cannot apply; leave {name} at its default")
+    return out
+
+
 @dataclass(kw_only=True)
 class _NetworkFields:
-    """Stem, stage-width and head fields shared by every config (keyword-only)."""
+    """Stem, stage-width, norm / activation and head fields shared by every config (keyword-only).
+
+    ``norm_layer`` / ``act_layer``: a name registered in ``lucid.nn.NORM_LAYERS`` /
+    ``lucid.nn.ACT_LAYERS`` ("batchnorm", "relu"; "silu") or a layer class.
+    """
 
     num_classes: int = 1000
     in_channels: int = 3
@@ -48,10 +70,18 @@ class _NetworkFields:
     channels: Sequence[int] = (64, 128, 256, 512)
     block_args: dict[str, Any] = field(default_factory=dict)
     zero_init_residual: bool = False
+    norm_layer: Any = "batchnorm"
+    act_layer: Any = "relu"
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
         self.block_class = resolve_block(self.block, owner)
+        self.norm_class = nn.resolve_layer(nn.NORM_LAYERS, self.norm_layer, owner, "norm_layer")
+        self.act_class = nn.resolve_layer(nn.ACT_LAYERS, self.act_layer, owner, "act_layer")
+        try:
+            nn.get_norm_act_layer(self.norm_class, self.act_class)
+        except ValueError as exc:
+            raise ValueError(f"{owner}: {exc}") from None
         self.layers = positive_tuple(owner, "layers", self.layers)
         self.channels = positive_tuple(owner, "channels", self.channels)
         if len(self.layers) != len(self.channels):
@@ -67,9 +97,10 @@ class _NetworkFields:
                 raise TypeError(f"{owner}: {name} must be True or False, got {getattr(self, name)!r}")
         if not isinstance(self.block_args, dict):
             raise TypeError(f"{owner}: block_args must be a dict of keyword arguments, got {self.block_args!r}")
-        clash = sorted(set(self.block_args) & set(self.family_block_args()))
+        clash = sorted(set(self.block_args) & {*self.family_block_args(), "norm_layer", "act_layer"})
         if clash:
             raise ValueError(f"{owner}: block_args repeats {clash}; set them as config fields instead")
+        self._layer_kwargs = layer_kwargs(self.block_class, self.norm_class, self.act_class, owner)
 
     def family_block_args(self) -> dict[str, Any]:
         """Per-block keyword arguments that the family's own fields define."""
@@ -77,7 +108,7 @@ class _NetworkFields:
 
     def block_kwargs(self) -> dict[str, Any]:
         """Keyword arguments every block of the network receives."""
-        return {**self.family_block_args(), **self.block_args}
+        return {**self.family_block_args(), **self._layer_kwargs, **self.block_args}
 
 
 @dataclass

@@ -2,14 +2,15 @@
 
 Built from lazy modules as in the book: input channel counts are inferred at the
 first forward, so the same ResNet-18 serves 1-channel Fashion-MNIST and RGB input.
-Unlike torchvision's, these convolutions keep their bias.
+Unlike torchvision's, these convolutions keep their bias. A BatchNorm followed by a ReLU
+is one LazyBatchNormAct2d (the two fused into one kernel), the residual join ``add_act``.
 """
 from __future__ import annotations
 
 from typing import Sequence
 
 import lucid.nn as nn
-from lucid.models.blocks import add_relu, bn_relu
+from lucid.models.blocks import add_act
 from lucid.models.registry import register_model
 from lucid.models.validation import check_positive
 
@@ -28,14 +29,14 @@ class Residual(nn.Module):
         self.conv1 = nn.LazyConv2d(num_channels, kernel_size=3, padding=1, stride=strides)
         self.conv2 = nn.LazyConv2d(num_channels, kernel_size=3, padding=1)
         self.conv3 = nn.LazyConv2d(num_channels, kernel_size=1, stride=strides) if use_1x1conv else None
-        self.bn1 = nn.LazyBatchNorm2d()
+        self.bn1 = nn.LazyBatchNormAct2d()
         self.bn2 = nn.LazyBatchNorm2d()
         self.relu = nn.ReLU()
 
     def forward(self, X):
-        Y = bn_relu(self.bn1, self.relu, self.conv1(X))
+        Y = self.bn1(self.conv1(X))
         Y = self.bn2(self.conv2(Y))
-        return add_relu(Y, X if self.conv3 is None else self.conv3(X))
+        return add_act(self.relu, Y, X if self.conv3 is None else self.conv3(X))
 
 
 class ResNeXtBlock(nn.Module):
@@ -59,8 +60,8 @@ class ResNeXtBlock(nn.Module):
         self.conv2 = nn.LazyConv2d(bot_channels, kernel_size=3, stride=strides, padding=1,
                                    groups=bot_channels // groups)
         self.conv3 = nn.LazyConv2d(num_channels, kernel_size=1, stride=1)
-        self.bn1 = nn.LazyBatchNorm2d()
-        self.bn2 = nn.LazyBatchNorm2d()
+        self.bn1 = nn.LazyBatchNormAct2d()
+        self.bn2 = nn.LazyBatchNormAct2d()
         self.bn3 = nn.LazyBatchNorm2d()
         self.relu = nn.ReLU()
         if use_1x1conv:
@@ -70,10 +71,10 @@ class ResNeXtBlock(nn.Module):
             self.conv4 = self.bn4 = None
 
     def forward(self, X):
-        Y = bn_relu(self.bn1, self.relu, self.conv1(X))
-        Y = bn_relu(self.bn2, self.relu, self.conv2(Y))
+        Y = self.bn1(self.conv1(X))
+        Y = self.bn2(self.conv2(Y))
         Y = self.bn3(self.conv3(Y))
-        return add_relu(Y, X if self.conv4 is None else self.bn4(self.conv4(X)))
+        return add_act(self.relu, Y, X if self.conv4 is None else self.bn4(self.conv4(X)))
 
 
 def d2l_stage(num_residuals: int, num_channels: int, first_block: bool = False) -> nn.Sequential:

@@ -26,7 +26,7 @@ class ResNeSt(ResNet):
         radix: splits R per cardinal group (1 = sigmoid gating, SE-like).
         avd: pool the stride out of strided blocks with AvgPool2d(3, s, padding=1).
         **options: in_channels, stem_type, avg_down, channels, avd_first, block_args,
-            zero_init_residual (see ResNeStConfig).
+            zero_init_residual, norm_layer, act_layer (see ResNeStConfig).
     """
 
     def __init__(self, block: Any, layers: Sequence[int], num_classes: int = 1000, base_width: int = 64,

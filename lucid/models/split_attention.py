@@ -6,9 +6,11 @@ weights map one to one.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import lucid.nn as nn
 import lucid.nn.functional as F
-from lucid.models.blocks import ResidualBlock, bn_relu, bottleneck_width
+from lucid.models.blocks import ResidualBlock, bottleneck_width
 from lucid.models.validation import check_positive
 
 
@@ -22,15 +24,16 @@ def _sum(tensors):
 class SplitAttentionConv2d(nn.Module):
     """A grouped conv producing ``radix`` splits per cardinal group, fused by attention.
 
-    y = conv(x) (groups = cardinality * radix) -> bn0 -> relu, viewed as radix splits
-    U_1..U_r of C channels; s = GAP(sum_r U_r); a = rsoftmax(fc2(relu(bn1(fc1(s)))));
+    y = conv(x) (groups = cardinality * radix) -> bn0 -> act, viewed as radix splits
+    U_1..U_r of C channels; s = GAP(sum_r U_r); a = rsoftmax(fc2(act(bn1(fc1(s)))));
     out = sum_r a_r * U_r. The attention is a softmax over the radix axis within each
     cardinal group (a sigmoid when radix == 1). fc1/fc2 are grouped 1x1 convs with bias;
-    fc1 has ``max(C * radix // 4, 32)`` channels.
+    fc1 has ``max(C * radix // 4, 32)`` channels. bn0 and bn1 are norm+activation modules
+    of ``norm_layer`` / ``act_layer`` (BatchNormAct2d with a fused ReLU by default).
     """
 
     def __init__(self, channels: int, stride: int = 1, cardinality: int = 1, radix: int = 2,
-                 reduction_factor: int = 4):
+                 reduction_factor: int = 4, norm_layer: Any = nn.BatchNorm2d, act_layer: Any = nn.ReLU):
         super().__init__()
         check_positive("SplitAttentionConv2d", channels=channels, stride=stride, cardinality=cardinality,
                        radix=radix, reduction_factor=reduction_factor)
@@ -44,10 +47,10 @@ class SplitAttentionConv2d(nn.Module):
         self.channels, self.cardinality, self.radix = channels, cardinality, radix
         self.conv = nn.Conv2d(channels, channels * radix, 3, stride=stride, padding=1,
                               groups=cardinality * radix, bias=False)
-        self.bn0 = nn.BatchNorm2d(channels * radix)
-        self.relu = nn.ReLU()
+        norm_act = nn.get_norm_act_layer(norm_layer, act_layer)
+        self.bn0 = norm_act(channels * radix)
         self.fc1 = nn.Conv2d(channels, inter, 1, groups=cardinality)
-        self.bn1 = nn.BatchNorm2d(inter)
+        self.bn1 = norm_act(inter)
         self.fc2 = nn.Conv2d(inter, channels * radix, 1, groups=cardinality)
 
     def radix_softmax(self, logits):
@@ -63,10 +66,10 @@ class SplitAttentionConv2d(nn.Module):
         return F.softmax(weights, dim=1).reshape(n, -1, 1, 1)
 
     def forward(self, x):
-        x = bn_relu(self.bn0, self.relu, self.conv(x))
+        x = self.bn0(self.conv(x))
         splits = x.split(self.channels, dim=1) if self.radix > 1 else (x,)
         gap = F.adaptive_avg_pool2d(_sum(splits), 1)
-        attention = self.fc2(bn_relu(self.bn1, self.relu, self.fc1(gap)))
+        attention = self.fc2(self.bn1(self.fc1(gap)))
         attention = self.radix_softmax(attention)
         if self.radix == 1:
             return attention * x
@@ -77,7 +80,7 @@ class SplitAttentionConv2d(nn.Module):
 class _ResNeStBottleneck(ResidualBlock):
     """Bottleneck whose 3x3 conv is a split-attention conv; avd pools after it when strided.
 
-    out = relu(bn3(conv3(avd(splat(relu(bn1(conv1(x))))))) + shortcut(x)), where avd is
+    out = act(bn3(conv3(avd(splat(act(bn1(conv1(x))))))) + shortcut(x)), where avd is
     AvgPool2d(3, stride, padding=1) in blocks with stride > 1 (before the split-attention
     conv instead when ``avd_first``) and the split-attention conv then runs at stride 1.
     """
@@ -87,25 +90,25 @@ class _ResNeStBottleneck(ResidualBlock):
 
     def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
                  cardinality: int = 1, base_width: int = 64, radix: int = 2, avd: bool = True,
-                 avd_first: bool = False):
-        super().__init__()
+                 avd_first: bool = False, norm_layer: Any = nn.BatchNorm2d, act_layer: Any = nn.ReLU):
+        super().__init__(act_layer)
         check_positive("_ResNeStBottleneck", in_channels=in_channels, planes=planes, stride=stride,
                        cardinality=cardinality, base_width=base_width, radix=radix)
         width = bottleneck_width(planes, base_width, cardinality)
         use_avd = bool(avd) and stride > 1
         self.avd_first = bool(avd_first)
         self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.relu = nn.ReLU()
-        self.conv2 = SplitAttentionConv2d(width, 1 if use_avd else stride, cardinality, radix)
+        self.bn1 = nn.get_norm_act_layer(norm_layer, act_layer)(width)
+        self.conv2 = SplitAttentionConv2d(width, 1 if use_avd else stride, cardinality, radix,
+                                          norm_layer=norm_layer, act_layer=act_layer)
         self.avd_layer = nn.AvgPool2d(3, stride, padding=1) if use_avd else None
         self.conv3 = nn.Conv2d(width, planes * self.expansion, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.bn3 = norm_layer(planes * self.expansion)
         self.downsample = downsample
         self.stride = stride
 
     def forward(self, x):
-        out = bn_relu(self.bn1, self.relu, self.conv1(x))
+        out = self.bn1(self.conv1(x))
         if self.avd_layer is not None and self.avd_first:
             out = self.avd_layer(out)
         out = self.conv2(out)

@@ -1,4 +1,4 @@
-"""Activation modules: ReLU, Sigmoid, Softmax, LogSoftmax."""
+"""Activation modules: ReLU, SiLU, Sigmoid, Softmax, LogSoftmax."""
 from __future__ import annotations
 
 from lucid.nn import functional as F
@@ -24,6 +24,20 @@ class ReLU(Module):
         return "inplace=True" if self.inplace else ""
 
 
+class SiLU(Module):
+    """x * sigmoid(x) elementwise (the swish of EfficientNet and ResNet-RS)."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return input * F.sigmoid(input)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
 class Sigmoid(Module):
     """1 / (1 + exp(-x)) elementwise."""
 
@@ -36,29 +50,28 @@ def _implicit_dim(ndim: int) -> int:
     return 0 if ndim in (0, 1, 3) else 1
 
 
-class Softmax(Module):
+class _AlongDim(Module):
+    """An activation normalised along ``dim`` (Softmax, LogSoftmax): ``function(input, dim)``,
+    where a subclass sets ``function``."""
+
+    def __init__(self, dim: int | None = None):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input: Tensor) -> Tensor:
+        return self.function(input, _implicit_dim(input.ndim) if self.dim is None else self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class Softmax(_AlongDim):
     """exp(x_i) / sum_j exp(x_j) along ``dim``."""
 
-    def __init__(self, dim: int | None = None):
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, input: Tensor) -> Tensor:
-        return F.softmax(input, _implicit_dim(input.ndim) if self.dim is None else self.dim)
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}"
+    function = staticmethod(F.softmax)
 
 
-class LogSoftmax(Module):
+class LogSoftmax(_AlongDim):
     """log(softmax(x)) along ``dim``, computed stably."""
 
-    def __init__(self, dim: int | None = None):
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, input: Tensor) -> Tensor:
-        return F.log_softmax(input, _implicit_dim(input.ndim) if self.dim is None else self.dim)
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}"
+    function = staticmethod(F.log_softmax)

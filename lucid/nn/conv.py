@@ -3,11 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from lucid import creation
 from lucid.nn import functional as F
-from lucid.nn.linear import reset_weight_and_bias
+from lucid.nn.linear import add_weight_and_bias, reset_weight_and_bias
 from lucid.nn.module import Module
-from lucid.nn.parameter import Parameter
 from lucid.tensor import Tensor
 
 
@@ -88,13 +86,7 @@ class Conv2d(Module):
         self._padding = _conv_padding(padding, self.kernel_size, self.stride, self.dilation)
         self.groups = groups
         self.padding_mode = padding_mode
-        shape = (out_channels, in_channels // groups, *self.kernel_size)
-        self.weight = Parameter(creation.empty(shape, device=device or "cpu", dtype=dtype))
-        if bias:
-            self.bias = Parameter(creation.empty(out_channels, device=device or "cpu", dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        add_weight_and_bias(self, (out_channels, in_channels // groups, *self.kernel_size), bias, device, dtype)
 
     def reset_parameters(self) -> None:
         reset_weight_and_bias(self.weight, self.bias)

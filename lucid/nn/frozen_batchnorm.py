@@ -5,12 +5,14 @@ What fine-tuning with frozen layers needs (torchvision's ``FrozenBatchNorm2d``, 
 statistics and updates its running mean and variance; a frozen one never does, and its
 ``weight`` / ``bias`` do not require gradients. The state-dict keys are BatchNorm2d's,
 so weights move freely between frozen and trainable models. It is not a BatchNorm2d
-subclass, so ``SyncBatchNorm.convert_sync_batchnorm`` leaves it alone.
+subclass, so ``SyncBatchNorm.convert_sync_batchnorm`` leaves it alone. A BatchNormAct2d
+(BatchNorm2d + activation) freezes into a FrozenBatchNormAct2d with the same activation.
 """
 from __future__ import annotations
 
 from lucid.nn import functional as F
 from lucid.nn.module import Module
+from lucid.nn.norm_act import BatchNormAct2d, NormActMixin
 from lucid.tensor import Tensor
 
 
@@ -28,10 +30,14 @@ class FrozenBatchNorm2d(Module):
 
     @classmethod
     def from_batchnorm(cls, bn: Module) -> "FrozenBatchNorm2d":
-        """A frozen copy sharing ``bn``'s tensors (a BatchNorm2d or SyncBatchNorm with running statistics)."""
+        """A frozen copy sharing ``bn``'s tensors (a BatchNorm2d or SyncBatchNorm with running statistics);
+        a FrozenBatchNormAct2d sharing ``bn.act`` when ``bn`` is a BatchNormAct2d (or SyncBatchNormAct)."""
         if getattr(bn, "running_mean", None) is None or getattr(bn, "running_var", None) is None:
             raise ValueError(f"FrozenBatchNorm2d: {type(bn).__name__} without running statistics cannot be frozen")
-        out = cls(bn.num_features, bn.eps)
+        if isinstance(bn, BatchNormAct2d):
+            out = FrozenBatchNormAct2d(bn.num_features, bn.eps, act=bn.act)
+        else:
+            out = cls(bn.num_features, bn.eps)
         for name, param in bn._parameters.items():
             if param is not None:
                 param.requires_grad = False
@@ -48,3 +54,12 @@ class FrozenBatchNorm2d(Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}"
+
+
+class FrozenBatchNormAct2d(NormActMixin, FrozenBatchNorm2d):
+    """FrozenBatchNorm2d followed by the activation ``act`` (fused when it is a ReLU), what
+    ``FrozenBatchNorm2d.from_batchnorm`` makes of a BatchNormAct2d."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, *, act: Module):
+        super().__init__(num_features, eps)
+        self.act = act

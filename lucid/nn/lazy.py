@@ -1,4 +1,5 @@
-"""Lazy layers: LazyLinear, LazyConv2d, LazyBatchNorm2d infer their input size at the first forward.
+"""Lazy layers: LazyLinear, LazyConv2d, LazyBatchNorm2d (and LazyBatchNormAct2d) infer their
+input size at the first forward.
 
 Until then their parameters (and BatchNorm's running statistics) are
 ``UninitializedParameter`` / ``UninitializedBuffer`` placeholders: ``parameters()``
@@ -12,10 +13,13 @@ BatchNorm2d, exactly as PyTorch's lazy modules do.
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import Any, Callable
 
+from lucid.nn.activation import ReLU
 from lucid.nn.conv import Conv2d
 from lucid.nn.linear import Linear
+from lucid.nn.module import Module
+from lucid.nn.norm_act import BatchNormAct2d
 from lucid.nn.normalization import BatchNorm2d
 from lucid.nn.parameter import UninitializedBuffer, UninitializedParameter, is_uninitialized
 
@@ -178,3 +182,16 @@ class LazyBatchNorm2d(LazyModuleMixin, BatchNorm2d):
         reference = self.running_mean if self.running_mean is not None else self.weight
         if reference is not None:
             self.num_features = reference.shape[0]
+
+
+class LazyBatchNormAct2d(LazyBatchNorm2d, BatchNormAct2d):
+    """A BatchNormAct2d (BatchNorm2d + ``act_layer()``, fused when a ReLU) whose ``num_features``
+    is dimension 1 of the first input; it becomes a BatchNormAct2d."""
+
+    cls_to_become = BatchNormAct2d
+
+    def __init__(self, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, device: Any = None, dtype: Any = None, *,
+                 act_layer: Callable[[], Module] = ReLU):
+        super().__init__(eps, momentum, affine, track_running_stats, device, dtype)
+        self.act = act_layer()

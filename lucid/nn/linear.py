@@ -41,12 +41,7 @@ class Linear(Module):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
-        self.weight = Parameter(creation.empty(out_features, in_features, device=device or "cpu", dtype=dtype))
-        if bias:
-            self.bias = Parameter(creation.empty(out_features, device=device or "cpu", dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        add_weight_and_bias(self, (out_features, in_features), bias, device, dtype)
 
     def reset_parameters(self) -> None:
         reset_weight_and_bias(self.weight, self.bias)
@@ -56,6 +51,17 @@ class Linear(Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+def add_weight_and_bias(module: Module, shape: tuple, bias: bool, device: Any, dtype: Any) -> None:
+    """``module.weight`` of ``shape`` and ``module.bias`` of shape[0] (or a None bias
+    parameter), then ``module.reset_parameters()``: the set-up of Linear and Conv2d."""
+    module.weight = Parameter(creation.empty(shape, device=device or "cpu", dtype=dtype))
+    if bias:
+        module.bias = Parameter(creation.empty(shape[0], device=device or "cpu", dtype=dtype))
+    else:
+        module.register_parameter("bias", None)
+    module.reset_parameters()
 
 
 def reset_weight_and_bias(weight: Parameter, bias: Parameter | None) -> None:

@@ -11,13 +11,13 @@ import itertools
 from collections import OrderedDict
 from typing import Any, Callable, Iterator, NamedTuple
 
-import numpy as np
-
 from lucid import _backend
 from lucid.autograd import no_grad
-from lucid.dtypes import is_floating, resolve_dtype
+from lucid.autograd.zero_grad import zero_grad
+from lucid.dtypes import is_floating
 from lucid.nn.parameter import Parameter, is_uninitialized, set_data
 from lucid.tensor import Tensor
+from lucid.to_args import ToShorthands, parse_to_args
 
 _hook_ids = itertools.count()
 
@@ -46,7 +46,7 @@ class IncompatibleKeys(NamedTuple):
     unexpected_keys: list[str]
 
 
-class Module:
+class Module(ToShorthands):
     """Base class for layers and models: subclass it and write ``forward``.
 
     Attributes:
@@ -252,13 +252,7 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drop (default) or zero every parameter's ``.grad``."""
-        for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                p.grad.data[...] = 0
+        zero_grad(self.parameters(), set_to_none)
 
     def apply(self, fn: Callable[["Module"], None]) -> "Module":
         """Call ``fn`` on every descendant, then on self (e.g. custom weight init)."""
@@ -283,7 +277,7 @@ class Module:
 
     def to(self, *args: Any, **kwargs: Any) -> "Module":
         """``to(device)``, ``to(dtype)`` or both; dtype changes only floating-point tensors."""
-        device, dtype = _parse_to_args(args, kwargs)
+        device, dtype = parse_to_args(args, kwargs)
 
         def convert(a):
             if dtype is not None and is_floating(a.dtype) and a.dtype != dtype:
@@ -293,23 +287,6 @@ class Module:
             return a
 
         return self._apply_to_arrays(convert)
-
-    def cpu(self) -> "Module":
-        return self.to("cpu")
-
-    def gpu(self, index: int = 0) -> "Module":
-        return self.to(f"gpu:{index}")
-
-    cuda = gpu
-
-    def float(self) -> "Module":
-        return self.to(np.float32)
-
-    def double(self) -> "Module":
-        return self.to(np.float64)
-
-    def half(self) -> "Module":
-        return self.to(np.float16)
 
     # -- state_dict ----------------------------------------------------------------
     def state_dict(self, destination: dict | None = None, prefix: str = "", keep_vars: bool = False) -> "OrderedDict[str, Tensor]":
@@ -431,25 +408,3 @@ def _remove_from(module: Module, name: str) -> None:
     for registry in ("_parameters", "_buffers", "_modules"):
         d[registry].pop(name, None)
     d["_non_persistent_buffers"].discard(name)
-
-
-def _parse_to_args(args: tuple, kwargs: dict) -> tuple[str | None, np.dtype | None]:
-    """(device, dtype) from ``to``'s arguments; a bad string names the valid devices."""
-    device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
-    if kwargs:
-        raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
-    for a in args:
-        if isinstance(a, str):
-            try:
-                device = _backend.parse_device(a)
-                continue
-            except ValueError as err:
-                try:
-                    dtype = resolve_dtype(a)
-                except TypeError:
-                    raise ValueError(f"to(): {a!r} is neither a device nor a dtype; {err}") from None
-        else:
-            dtype = a
-    if device is not None:
-        device = _backend.parse_device(device)
-    return device, resolve_dtype(dtype)

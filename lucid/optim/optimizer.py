@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable
 
 from lucid import _backend
 from lucid.autograd import enable_grad
+from lucid.autograd.zero_grad import zero_grad
 from lucid.dtypes import is_floating
 from lucid.tensor import Tensor
 
@@ -94,14 +95,7 @@ class Optimizer:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drop (default) or zero the ``.grad`` of every parameter."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad.zero_()
+        zero_grad((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One update of every parameter that has a gradient; returns ``closure()``'s loss."""

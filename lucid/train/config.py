@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from lucid.data.presets import PRESETS
+from lucid.nn.layer_registry import ACT_LAYERS, NORM_LAYERS
 from lucid.optim.registry import OPTIMIZERS
 from lucid.registry import Registry
 from lucid.train.data_sources import SOURCES
@@ -56,6 +57,8 @@ class ModelConfig:
     pretrained: str = ""  # a .safetensors / .npz state dict to start from ("" = random init)
     pretrained_source: str = field(default="auto", metadata=_one_of("auto", "torchvision", "timm", "lucid"))
     freeze: list = field(default_factory=list)  # module-name prefixes not trained, e.g. ["stem", "layer1"]
+    norm_layer: str = ""  # a name in lucid.nn.NORM_LAYERS for every norm of the model ("" = the model's default)
+    act_layer: str = ""  # a name in lucid.nn.ACT_LAYERS for every activation ("" = the model's default)
 
 
 @dataclass
@@ -77,6 +80,10 @@ class DataConfig:
     eval_batch_size: int = field(default=0, metadata=_non_negative())  # 0 = batch_size
     workers: int = field(default=2, metadata=_non_negative())
     on_error: str = field(default="raise", metadata=_one_of("raise", "skip"))
+    mixup_alpha: float = field(default=0.0, metadata=_non_negative())  # Beta(a, a) of mixup's lambda; 0 = off
+    cutmix_alpha: float = field(default=0.0, metadata=_non_negative())  # Beta(a, a) of CutMix's lambda; 0 = off
+    mix_prob: float = field(default=1.0, metadata=_check(lambda v: 0 <= v <= 1, "must be in [0, 1]"))  # per batch
+    switch_prob: float = field(default=0.5, metadata=_check(lambda v: 0 <= v <= 1, "must be in [0, 1]"))  # CutMix share
 
 
 @dataclass
@@ -132,6 +139,7 @@ class RunConfig:
     ema_warmup: bool = True  # timm's decay warmup: 1 - (1 + step)^(-2/3), capped at ema_decay
     progress: bool = True
     log_samples: bool = False  # append each step's sample ids to samples-rank<r>.jsonl (debugging)
+    replica_check_interval: int = field(default=200, metadata=_non_negative())  # steps; 0 = off
     tensorboard: bool = False  # also write TensorBoard event files to <run_dir>/tensorboard (needs tensorboardX)
 
 
@@ -241,8 +249,21 @@ def config_from_dict(data: dict, source: str = "<config>") -> TrainConfig:
 
 
 def _check_consistency(cfg: TrainConfig, source: str) -> None:
+    mixing = [f"data.{k} = {getattr(cfg.data, k)}" for k in ("mixup_alpha", "cutmix_alpha") if getattr(cfg.data, k) > 0]
+    if mixing and cfg.model.num_classes < 2:
+        raise ConfigError(
+            f"{source}: {' and '.join(mixing)} mixes the labels of two samples, which needs model.num_classes >= 2, "
+            f"got model.num_classes = {cfg.model.num_classes}"
+        )
     if any(not isinstance(p, str) or not p for p in cfg.model.freeze):
         raise ConfigError(f"{source}: model.freeze must be a list of module-name prefixes, got {cfg.model.freeze!r}")
+    for key, registry in (("norm_layer", NORM_LAYERS), ("act_layer", ACT_LAYERS)):
+        value = getattr(cfg.model, key)
+        if value and value not in registry:
+            raise ConfigError(f"{source}: model.{key} = {value!r} is not a registered {registry.kind} "
+                              f"(valid: {', '.join(registry.names())})")
+        if value and key in cfg.model.overrides:
+            raise ConfigError(f"{source}: model.{key} and model.overrides.{key} are both set; keep one")
     if cfg.run.tensorboard:
         try:
             require_tensorboardx()

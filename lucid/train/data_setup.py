@@ -24,7 +24,11 @@ class RunData:
 
 def _dataset(cfg: DataConfig, split: str, num_classes: int, seed: int):
     name, args = (cfg.train_preset, cfg.train_preset_args) if split == "train" else (cfg.eval_preset, cfg.eval_preset_args)
-    transform = data.preset(name, size=cfg.image_size, channels=cfg.channels, **args)
+    try:
+        transform = data.preset(name, size=cfg.image_size, channels=cfg.channels, **args)
+    except (ValueError, TypeError) as exc:
+        key = "train" if split == "train" else "eval"
+        raise ValueError(f"data.{key}_preset_args = {args!r} rejected by transform preset {name!r}: {exc}") from None
     return SOURCES.build(cfg.source, cfg, split, num_classes, seed, transform, **cfg.source_args)
 
 

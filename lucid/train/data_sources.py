@@ -29,10 +29,11 @@ def _split_dir(cfg, split_dir: str) -> str:
 
 
 @SOURCES.register("folder")
-def folder(cfg, split: str, num_classes: int, seed: int, transform) -> data.ImageFolder:
-    """An ImageFolder tree: ``root/<train_split or val_split>/<class>/<image>``."""
+def folder(cfg, split: str, num_classes: int, seed: int, transform, decoder: str = "auto") -> data.ImageFolder:
+    """An ImageFolder tree: ``root/<train_split or val_split>/<class>/<image>``; ``decoder``
+    is ImageFolder's JPEG decoder ("auto", "turbo", "turbo_fast", "pillow")."""
     split_dir = cfg.train_split if split == "train" else cfg.val_split
-    dataset = data.ImageFolder(_split_dir(cfg, split_dir), transform=transform, on_error=cfg.on_error)
+    dataset = data.ImageFolder(_split_dir(cfg, split_dir), transform=transform, on_error=cfg.on_error, decoder=decoder)
     if split == "train" and len(dataset.classes) != num_classes:
         raise ValueError(
             f"model.num_classes = {num_classes} but {cfg.root}/{split_dir} has {len(dataset.classes)} class folders"

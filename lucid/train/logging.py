@@ -7,6 +7,8 @@ import os
 import sys
 import time
 
+from tqdm import tqdm
+
 from lucid.train.tensorboard import TensorBoardLog, require_tensorboardx
 
 
@@ -49,8 +51,6 @@ class Progress:
     def start(self, epoch: int, epochs: int, total: int, done: int) -> None:
         if not self.show_bar:
             return
-        from tqdm import tqdm
-
         self.bar = tqdm(total=total, initial=done, desc=f"epoch {epoch + 1}/{epochs}", unit="step", dynamic_ncols=True, leave=True)
 
     def step(self) -> None:

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import lucid
 from lucid.models import create_model
+from lucid.models.registry import MODELS
 from lucid.nn.module import Module
 from lucid.nn.parameter import is_uninitialized
 from lucid.train import finetune
@@ -38,12 +39,28 @@ def materialize_lazy(model: Module, input_shape: tuple[int, ...], device: Any, d
         raise RuntimeError(f"{type(model).__name__}: a dry forward of shape {input_shape} left lazy parameters unset")
 
 
+def model_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+    """The factory's keyword arguments: ``model.overrides`` plus ``model.norm_layer`` /
+    ``model.act_layer`` when set (a model whose factory takes no such argument is an error)."""
+    kwargs = dict(cfg.model.overrides)
+    for key in ("norm_layer", "act_layer"):
+        value = getattr(cfg.model, key)
+        if not value:
+            continue
+        params = MODELS.keywords(cfg.model.name)
+        if params is not None and key not in params:
+            raise ValueError(f"model.{key} = {value!r}: model {cfg.model.name!r} takes no {key} "
+                             f"(its arguments: {', '.join(sorted(params))})")
+        kwargs[key] = value
+    return kwargs
+
+
 def build_model(cfg: TrainConfig, device: Any, world: int, sync_bn: bool | None = None,
                 on_pretrained: Callable[[finetune.PretrainedLoad], None] | None = None) -> Module:
     """The model of ``cfg`` on ``device`` in ``cfg.run.dtype``; its BatchNorms become
     SyncBatchNorm when ``sync_bn`` (default ``cfg.run.sync_bn``) and more than one rank
     runs. ``on_pretrained`` receives what the ``model.pretrained`` load did."""
-    model = create_model(cfg.model.name, num_classes=cfg.model.num_classes, **cfg.model.overrides)
+    model = create_model(cfg.model.name, num_classes=cfg.model.num_classes, **model_kwargs(cfg))
     model = model.to(device).to(cfg.run.dtype)
     if cfg.model.pretrained:
         loaded = finetune.load_weights(model, cfg.model.pretrained, cfg.model.pretrained_source)

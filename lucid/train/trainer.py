@@ -20,8 +20,10 @@ import lucid
 import lucid.distributed as dist
 import lucid.nn.functional as F
 from lucid.distributed import checkpoint
+from lucid.distributed.consistency import ReplicaCheck, check_same_settings
 from lucid.nn.utils import clip_grad_norm_
 from lucid.train import finetune, run_dir
+from lucid.train.batch_mix import build_batch_mix
 from lucid.train.best import BestTracker
 from lucid.train.config import TrainConfig
 from lucid.train.data_setup import build_data
@@ -60,6 +62,8 @@ class Trainer:
         self.resume, self.overwrite, self.command = resume, overwrite, command
         self.cfg = cfg
         dist.init()
+        # same config and launch options on every rank, or the same error on every rank
+        check_same_settings({"config": cfg.to_dict(), "launch": {"resume": resume}}, what="configs")
         self.rank, self.world = dist.rank(), dist.world_size()
         self.main = self.rank == 0
         self.device = dist.device(require_gpu=True) if cfg.run.device == "gpu" else "cpu"
@@ -75,6 +79,8 @@ class Trainer:
         self.model = build_model(cfg, self.device, self.world, on_pretrained=self._report_pretrained)
         self.data = build_data(cfg.data, cfg.model.num_classes, self.rank, self.world, cfg.run.seed, self.batch_size)
         self.ddp = dist.DistributedDataParallel(self.model, compression="fp16" if cfg.run.fp16_compression else None, votes=2)
+        self.mix = build_batch_mix(cfg, self.batch_size, self.ddp.process_group)  # None: no mixup/CutMix
+        self.replica_check = ReplicaCheck(self.model, cfg.run.replica_check_interval)
         self.votes = StepVotes(stop, cfg.run.ckpt_minutes)
         datasets = {"train": self.data.train_loader.dataset, "val": self.data.val_loader.dataset}
         self.skipped_images = SkippedImages(self.run_dir, self.main, datasets)
@@ -297,6 +303,8 @@ class Trainer:
         self.progress.start(self.epoch, run.epochs, self.steps_per_epoch, done)
         ids = loader.sampler.indices() if run.log_samples else None
         batches = iter(loader)
+        if self.mix:  # mixed on the host, before any copy to the device; soft targets as labels
+            batches = self.mix.stream(batches, self.step, run.grad_accum)
         window = {"loss": 0.0, "count": 0, "time": time.perf_counter(), "steps": 0, "grad_norms": []}
         for step_in_epoch in range(done, self.steps_per_epoch):
             if self._done():
@@ -333,7 +341,8 @@ class Trainer:
             with self.ddp.no_sync() if k < accum - 1 else nullcontext():
                 with self.autocast():
                     logits = self.ddp(images)
-                    loss = F.cross_entropy(logits, labels, label_smoothing=self.cfg.optim.label_smoothing)
+                    smoothing = 0.0 if self.mix else self.cfg.optim.label_smoothing  # mixing: in the soft targets
+                    loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
                 self.scaler.scale(loss / accum if accum > 1 else loss).backward()
             total += loss.item()
         # every rank gets the same verdict: a NaN/Inf on any rank (all-reduce flag) or in the reduced gradients
@@ -354,6 +363,7 @@ class Trainer:
         self.optimizer.zero_grad()
         self.scheduler.step()
         self.step += 1
+        self.replica_check.maybe_check(self.step)
         return total / accum
 
     def _step_boundary(self) -> None:

@@ -4,6 +4,8 @@ An item is one node (``children is None``) or one subgraph and stands for one mo
 a run of identical consecutive siblings (same class, structure, parameter shapes and
 input/output shapes), drawn once as ``layer3[1-22]: Bottleneck × 22``. Siblings that
 differ in anything (the four ResNet stages, a stage's strided first block) stay apart.
+A module that the traced forward never called is not drawn: it is no part of the data
+flow (e.g. the ReLU child of a BatchNormAct2d, fused into the normalisation's kernel).
 """
 from __future__ import annotations
 
@@ -80,13 +82,20 @@ def chart_items(module, records: dict[int, ModuleRecord], depth: int, collapse: 
     items = []
     for name, child in module.named_children():
         record = records.get(id(child)) or ModuleRecord(name, child)
+        if not record.calls:
+            continue
         label = member_name(parent_name, name)
-        if any(True for _ in child.children()) and level < depth:
+        if any(_called(c, records) for c in child.children()) and level < depth:
             children = chart_items(child, records, depth, collapse, level + 1, label)
             items.append(ChartItem(label, "block", [record], parent_name, children))
         else:
             items.append(ChartItem(label, layer_kind(child), [record], parent_name))
     return _collapse(items) if collapse else items
+
+
+def _called(module, records: dict[int, ModuleRecord]) -> bool:
+    record = records.get(id(module))
+    return record is not None and record.calls > 0
 
 
 def members_text(module) -> str:

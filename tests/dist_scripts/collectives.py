@@ -1,4 +1,6 @@
 """Every collective on arrays, tensors and numbers; reports what each rank got."""
+import os
+
 import numpy as np
 from script_io import report
 
@@ -57,6 +59,7 @@ from threadpoolctl import threadpool_info  # noqa: E402
 
 out["thread_limit"] = dist.comm.world().threads
 out["blas_threads"] = sorted({pool["num_threads"] for pool in threadpool_info()})
+out["cores_bound"] = len(os.sched_getaffinity(0))
 out["kernel_threads"] = __import__("lucid.ops.blocked", fromlist=["num_workers"]).num_workers()
 dist.barrier()
 report(r, **out)

@@ -1,16 +1,18 @@
 """DDP training vs ONE process training on the whole batch, on every rank.
 
-    ddp_train.py MODEL SPLIT MODE [TRANSPORT]
+    ddp_train.py MODEL SPLIT MODE [TRANSPORT [STEPS]]
     MODEL  syncbn (conv-BN-ReLU ResNet-like, SyncBatchNorm) | plain (BN-free) |
            bnonly (SyncBN without convs: lets a rank hold an empty batch)
     SPLIT  even | uneven | one (1 sample per rank) | empty (last rank gets none)
-    MODE   train | nosync (2 micro-batches, first under no_sync) | nan (step 1: NaN loss on last rank)
+    MODE   train | nosync (2 micro-batches, first under no_sync) | nan (step 1: NaN loss on last rank) |
+           torch (PyTorch's loop: backward, opt.step(), opt.zero_grad(); finish() never called)
     TRANSPORT  cpu (default) | staged | cuda_aware | nccl: the DDP model on the fake GPU of
            tests/fake_cupy (a real one with LUCID_TEST_REAL_GPU=1), gradients summed
            through that GPU transport
+    STEPS  optimizer steps (default 3)
 
 Each rank initialises its model from a different seed (DDP must copy rank 0's
-weights), trains 3 SGD-momentum steps in float64 and, in the same process, trains a
+weights), trains STEPS SGD-momentum steps in float64 and, in the same process, trains a
 reference copy of rank 0's model on the whole global batch; it reports the largest
 differences. Loss per rank: sum over its samples * world / global batch, so the
 averaged gradient is the global mean's.
@@ -37,6 +39,7 @@ if TRANSPORT != "cpu" and os.environ.get("LUCID_TEST_REAL_GPU") != "1":  # set b
     os.environ["LUCID_CUDA_AWARE_MPI"] = "1" if TRANSPORT == "cuda_aware" else "0"
 
 MODEL, SPLIT, MODE = sys.argv[1:4]
+STEPS = int(sys.argv[5]) if len(sys.argv) > 5 else 3
 dist.init()
 r, w = dist.rank(), dist.world_size()
 DEVICE = "cpu" if TRANSPORT == "cpu" else dist.device(require_gpu=True)
@@ -107,18 +110,18 @@ def shares_memory(a, b) -> bool:
 
 calls = []
 real_reduce = sync_batchnorm.sum_over_ranks
-sync_batchnorm.sum_over_ranks = lambda a: calls.append(1) or real_reduce(a)  # counts SyncBN all-reduces
+sync_batchnorm.sum_over_ranks = lambda a, group=None: calls.append(1) or real_reduce(a, group)  # counts SyncBN all-reduces
 model = build(seed=100 + r)
 if MODEL != "plain":
     model = dist.SyncBatchNorm.convert_sync_batchnorm(model)
 ddp = dist.DistributedDataParallel(
-    model.to(DEVICE), bucket_cap_mb=0.002, first_bucket_mb=0.0005, backend="nccl" if TRANSPORT == "nccl" else "mpi"
+    model.to(DEVICE), bucket_cap_mb=0.002, first_bucket_mb=0.0005, backend="mpi" if TRANSPORT == "cpu" else TRANSPORT
 )
 opt = make_optimizer(ddp.parameters())
 ref = build(seed=100)
 ref_opt = make_optimizer(ref.parameters())
 oks, losses = [], []
-for step in range(3):
+for step in range(STEPS):
     x, y, rows = batch(step)
     mine = rows[r]
     scale = w / len(y)
@@ -141,7 +144,11 @@ for step in range(3):
             for i, p in enumerate(b.params)
         ]
         grad_views = [sum(a and s for a, s in views), len(views), len(list(ddp.parameters()))]
-    oks.append(ddp.step(opt))
+    if MODE == "torch":
+        opt.step()
+        oks.append(True)
+    else:
+        oks.append(ddp.step(opt))
     losses.append(float(loss.item()))
     ref_opt.zero_grad()
     ref_loss = F.cross_entropy(ref(lucid.tensor(x)), lucid.tensor(y))

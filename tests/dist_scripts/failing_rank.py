@@ -15,7 +15,7 @@ import numpy as np
 
 import lucid
 import lucid.distributed as dist
-from lucid.distributed.transport import MPITransport
+from lucid.distributed.backends import MPITransport
 
 mode = sys.argv[1]
 dist.init(watchdog_timeout=2.0 if mode.startswith("stall") else None)

@@ -1,6 +1,9 @@
 """SyncBatchNorm on each rank's slice vs BatchNorm2d on the concatenated batch.
 
-    syncbn_check.py SIZES DTYPE NDIM    e.g. "3,1,4" float64 4  (one local batch size per rank)
+    syncbn_check.py SIZES DTYPE NDIM [act]   e.g. "3,1,4" float64 4  (one local batch size per rank)
+
+With "act": BatchNormAct2d (BatchNorm + fused ReLU) vs its SyncBatchNorm.convert_sync_batchnorm
+conversion (a SyncBatchNormAct), 4-D input only.
 """
 import sys
 
@@ -13,6 +16,7 @@ import lucid.nn as nn
 
 sizes = [int(s) for s in sys.argv[1].split(",")]
 dtype, ndim = sys.argv[2], int(sys.argv[3])
+act = sys.argv[4:] == ["act"]
 dist.init()
 r, w = dist.rank(), dist.world_size()
 assert len(sizes) == w
@@ -32,7 +36,11 @@ def make(cls):
     return m
 
 
-bn, sbn = make(nn.BatchNorm2d), make(dist.SyncBatchNorm)
+if act:
+    bn, sbn = make(nn.BatchNormAct2d), dist.SyncBatchNorm.convert_sync_batchnorm(make(nn.BatchNormAct2d))
+    assert type(sbn) is dist.SyncBatchNormAct
+else:
+    bn, sbn = make(nn.BatchNorm2d), make(dist.SyncBatchNorm)
 xs = lucid.tensor(x, requires_grad=True)
 ys = bn(xs) if ndim == 4 else None
 xl = lucid.tensor(x[rows], requires_grad=True)
@@ -58,6 +66,7 @@ for k in ref:
     scale = max(1.0, float(np.abs(ref[k]).max())) if ref[k].size else 1.0
     out[k] = float(np.abs(got[k] - ref[k]).max() / scale) if ref[k].size else 0.0
 out["local_rows"] = int(yl.shape[0])
+out["negatives"] = int((yl.detach().numpy() < 0).sum())
 sbn.eval()
 calls = []
 real = dist.all_reduce

@@ -9,9 +9,11 @@ from lucid.data.transforms.array import (
     ToPILImage,
     ToTensor,
 )
+from lucid.data.transforms.autoaugment import RandAugment, TrivialAugmentWide
 from lucid.data.transforms.base import Transform
 from lucid.data.transforms.color import ColorJitter, Grayscale
 from lucid.data.transforms.compose import Compose
+from lucid.data.transforms.erasing import RandomErasing
 from lucid.data.transforms.geometry import (
     INTERPOLATIONS,
     CenterCrop,
@@ -26,6 +28,6 @@ from lucid.data.transforms.geometry import (
 __all__ = [
     "IMAGENET_EIGVAL", "IMAGENET_EIGVEC", "INTERPOLATIONS", "AffineTransform", "CenterCrop",
     "ColorJitter", "Compose", "GeometricTransform", "Geometry", "Grayscale", "Lighting",
-    "Normalize", "RandomCrop", "RandomHorizontalFlip", "RandomResizedCrop", "Resize",
-    "ToArray", "ToPILImage", "ToTensor", "Transform",
+    "Normalize", "RandAugment", "RandomCrop", "RandomErasing", "RandomHorizontalFlip", "RandomResizedCrop",
+    "Resize", "ToArray", "ToPILImage", "ToTensor", "Transform", "TrivialAugmentWide",
 ]

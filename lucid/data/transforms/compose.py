@@ -4,7 +4,8 @@ Compose groups its transforms into stages so that one sample costs one decode, o
 resample and one float pass: consecutive geometric transforms become one crop+resize
 planned before decoding (so JPEG draft mode can apply), and ToArray followed by
 per-channel affine transforms (Normalize, Lighting) becomes one fused pass that can
-write straight into a slot of a preallocated batch (``out=``).
+write straight into a slot of a preallocated batch (``out=``). Transforms with an
+``apply_(array, rng)`` method (RandomErasing) that follow it modify that slot in place.
 """
 from __future__ import annotations
 
@@ -22,6 +23,15 @@ def _flatten(transforms) -> list:
     for t in transforms:
         flat.extend(_flatten(t.transforms) if isinstance(t, Compose) else [t])
     return flat
+
+
+def _out_stage(stages: list) -> int | None:
+    """Index of the stage that can write into ``out``: the last one, or the last that
+    writes out followed only by in-place array transforms (``apply_``)."""
+    k = len(stages) - 1
+    while k >= 0 and hasattr(stages[k], "apply_"):
+        k -= 1
+    return k if k >= 0 and getattr(stages[k], "writes_out", False) else None
 
 
 class Compose(Transform):
@@ -54,21 +64,23 @@ class Compose(Transform):
             else:
                 stages.append(t)
         self._stages = stages
+        self._out_stage = _out_stage(stages)
         modes = [t.input_mode for t in self.transforms if getattr(t, "input_mode", None)]
         self.input_mode = modes[0] if modes else None
 
     @property
     def writes_out(self) -> bool:
-        return bool(self._stages) and getattr(self._stages[-1], "writes_out", False)
+        return self._out_stage is not None
 
     def __call__(self, img, rng=None, out=None):
         rng = rng if rng is not None else fallback_generator()
-        last = len(self._stages) - 1
         for k, stage in enumerate(self._stages):
             if isinstance(img, PendingImage) and not getattr(stage, "accepts_pending", False):
                 img = img.decode()
-            if k == last and out is not None and getattr(stage, "writes_out", False):
+            if k == self._out_stage and out is not None:
                 img = stage(img, rng, out=out)
+            elif self._out_stage is not None and k > self._out_stage:
+                img = stage.apply_(img, rng)  # the array the out-stage made: modified in place
             else:
                 img = call_transform(stage, img, rng)
         return img.decode() if isinstance(img, PendingImage) else img
