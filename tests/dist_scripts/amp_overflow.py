@@ -6,11 +6,11 @@ A conv-BN-linear model trains 7 steps with autocast(float16) and a GradScaler
 (init_scale 256, growth_interval 2). Rank 1 overflows at step 2 and rank 0 at step 4:
 that rank's loss is multiplied by 1e6, so its float16 backward produces Inf while its
 forward (and BatchNorm statistics) stay finite. At step 5 rank 1's loss is +Inf but
-its gradients are finite (``loss + inf``): only DDP's all-rank verdict
-(``ddp.backward`` flags the loss, ``finish()`` returns False everywhere) can tell the
-other rank, so this step checks that ``unscale_(found_inf=...)`` honours it.
+its gradients are finite (``loss + inf``): no gradient shows it, only DDP's all-rank
+verdict (``ddp.backward`` flags the loss, ``finish()`` returns False everywhere), so
+this step checks that ``unscale_(found_inf=...)`` honours it (the scale backs off).
 Each rank reports, per step, whether the step was taken, whether the parameters
-moved, the scale after update() and a checksum of the parameters.
+moved, the scale after update() and a checksum of the parameters, and whether the (reduced) gradients were there and finite.
 """
 import numpy as np
 from script_io import report
@@ -42,7 +42,7 @@ def flat():
     return np.concatenate([p.detach().numpy().ravel() for p in model.parameters()])
 
 
-taken, moved, scales, checksums, grads_finite = [], [], [], [], []
+taken, moved, scales, checksums, grads_finite, grads_present = [], [], [], [], [], []
 for step in range(7):
     x = lucid.tensor(rng.standard_normal((4, 1, 6, 6)).astype(np.float32))
     y = lucid.tensor(rng.integers(0, 3, 4))
@@ -53,7 +53,9 @@ for step in range(7):
     if BAD_LOSS.get(r) == step:
         loss = loss + float("inf")
     ddp.backward(scaler.scale(loss))
-    finite_here = bool(all(np.isfinite(p.grad.numpy()).all() for p in model.parameters()))
+    # backward returned with the gradients reduced; on a step some rank flagged, DDP dropped them (None)
+    present = all(p.grad is not None for p in model.parameters())
+    finite_here = present and bool(all(np.isfinite(p.grad.numpy()).all() for p in model.parameters()))
     ok = scaler.unscale_(opt, found_inf=not ddp.finish())
     before = flat()
     scaler.step(opt)
@@ -65,7 +67,8 @@ for step in range(7):
     scales.append(scaler.get_scale())
     checksums.append(float(np.sum(after.astype(np.float64) * np.arange(1, after.size + 1))))
     grads_finite.append(finite_here)
+    grads_present.append(present)
 
 buffers_finite = bool(all(np.isfinite(b.numpy()).all() for b in model.buffers()))
-report(r, buffers_finite=buffers_finite, taken=taken, moved=moved, scales=scales, checksums=checksums, grads_finite=grads_finite,
-       params_dtype=[str(p.dtype) for p in model.parameters()])
+report(r, buffers_finite=buffers_finite, taken=taken, moved=moved, scales=scales, checksums=checksums,
+       grads_finite=grads_finite, grads_present=grads_present, params_dtype=[str(p.dtype) for p in model.parameters()])
