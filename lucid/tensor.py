@@ -138,15 +138,21 @@ class Tensor(ToShorthands):
         """The values as a NumPy array (a copy from the GPU; shares memory on CPU)."""
         if self._requires_grad:
             raise RuntimeError("can't call numpy() on a tensor that requires grad; use .detach().numpy()")
-        return _backend.asnumpy(self.data)
+        return self._host()
 
     def tolist(self):
-        return _backend.asnumpy(self.data).tolist()
+        return self._host().tolist()
 
     def item(self):
         if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
-        return _backend.asnumpy(self.data).reshape(()).item()
+        return self._host().reshape(()).item()
+
+    def _host(self) -> np.ndarray:
+        """The values on the host, after the GPU checks still pending (``lucid.ops.device_asserts``)."""
+        if self._device != "cpu":
+            device_asserts.raise_pending()
+        return _backend.asnumpy(self.data)
 
     def detach(self) -> "Tensor":
         """The same data, cut from the graph."""
@@ -384,3 +390,4 @@ def _node_hooks(node) -> list:
 
 
 from lucid import ops as _ops  # noqa: E402 - ops need Tensor defined first
+from lucid.ops import device_asserts  # noqa: E402

@@ -11,6 +11,7 @@ import fake_cupy
 from fake_cupy import _core
 
 from lucid import _backend
+from lucid.ops import device_asserts
 
 STATS = _core.STATS
 
@@ -37,5 +38,8 @@ def installed(devices: int = 2):
     try:
         yield fake_cupy
     finally:
-        _backend.use_cupy(prev)
+        try:  # GPU checks still pending are read while their device exists
+            device_asserts.raise_pending()
+        finally:
+            _backend.use_cupy(prev)
         _core.DEVICE_COUNT[0] = prev_count

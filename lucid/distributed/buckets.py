@@ -327,7 +327,13 @@ class Reducer:
         """Apply the reduced used flags; True when no rank saw a non-finite value."""
         from lucid import _backend
 
-        tails = [_backend.asnumpy(b.buffer[b.numel :]) for b in self.buckets]
+        tails = [b.buffer[b.numel :] for b in self.buckets]
+        if len(tails) > 1 and _backend.device_of(tails[0]) != "cpu":  # one device->host wait, not one per bucket
+            xp = _backend.get_array_module(tails[0])
+            joined = _backend.asnumpy(xp.concatenate(tails))  # flags and votes: small integers, exact in any dtype
+            tails = np.split(joined, np.cumsum([t.size for t in tails])[:-1])
+        else:
+            tails = [_backend.asnumpy(t) for t in tails]
         ok = True
         for b, tail in zip(self.buckets, tails):
             for i, p in enumerate(b.params):

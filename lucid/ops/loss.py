@@ -1,9 +1,12 @@
 """Cross-entropy (fused log-softmax + NLL, with label smoothing) and top-k correctness."""
 from __future__ import annotations
 
+import numpy as np
+
 from lucid._backend import get_array_module
 from lucid.autograd.function import Function
 from lucid.dtypes import is_floating
+from lucid.ops import device_asserts
 from lucid.ops.activation import log_softmax_array
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -41,12 +44,17 @@ class CrossEntropy(Function):
                     f"cross_entropy: target of shape {tuple(target.shape)} does not match logits {tuple(logits.shape)}"
                 )
             valid = target != ignore_index
-            t = xp.where(valid, target, 0)
-            if int(xp.count_nonzero((t < 0) | (t >= c))):
-                raise IndexError(f"cross_entropy: target class out of range [0, {c})")
+            bad = valid & ((target < 0) | (target >= c))
+            message = f"cross_entropy: target class out of range [0, {c})"
+            if xp is np:
+                if bad.any():
+                    raise IndexError(message)
+            else:  # checked when the host next reads; bad rows make the loss NaN meanwhile
+                device_asserts.defer(xp.count_nonzero(bad), IndexError, message)
+            t = xp.where(valid & ~bad, target, 0)
             q = xp.full((n, c), label_smoothing / c, dtype=logits.dtype)
             q[xp.arange(n), t] += 1 - label_smoothing
-            q *= valid[:, None]
+            q *= valid[:, None] if xp is np else xp.where(bad, xp.nan, valid)[:, None].astype(q.dtype)
         losses = -(q * logp).sum(axis=1)
         # rows that count: a host int, or a device scalar (reading it would make the host wait)
         count = n if valid is None else xp.maximum(valid.sum(), 1).astype(logits.dtype)

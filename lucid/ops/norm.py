@@ -27,6 +27,7 @@ from typing import Callable
 
 from lucid._backend import get_array_module
 from lucid.autograd.function import Function
+from lucid.ops import gpu_fused
 from lucid.ops.activation import relu_backward
 from lucid.ops.blocked import map_row_blocks
 from lucid.ops.layout import from_nhwc, to_nhwc
@@ -160,9 +161,12 @@ def affine_rows(rows, k1, k0=None, dy=None, k=None, relu: bool = False, out=None
     """(M, C) array ``(rows*k1 + k0 + dy) * k``, then ``max(., 0)`` with ``relu``; per-channel k's.
 
     k0, dy and k are optional. The result goes into ``out`` (which may be ``dy`` or
-    ``rows``) or a new array. A few in-place ops per block, each block in cache.
+    ``rows``) or a new array. A few in-place ops per block, each block in cache; on a GPU
+    one fused kernel into a new array (``out`` is then not used).
     """
     xp = get_array_module(rows)
+    if gpu_fused.use_fused(xp):  # one kernel on the GPU, into a new array
+        return gpu_fused.affine(rows, k1, k0, dy, k, relu)
     result = xp.empty(rows.shape, rows.dtype) if out is None else out
     w = wide_factor(rows, dy, result)
     out_is_dy = dy is not None and out is dy
@@ -259,7 +263,10 @@ class BatchNorm(Function):
         if rows is None:  # eval, input gradient only
             dy = relu_backward(dy, y) if fresh else dy
             return from_rows(affine_rows(dy, gamma * invstd, out=dy if fresh else None), self.shape), None, None
-        if fresh:
+        if fresh and gpu_fused.use_fused(get_array_module(dy)):
+            dy = gpu_fused.relu_grad(dy, y)  # one kernel
+            local = grad_sums(dy, rows, mean)
+        elif fresh:
             masked = get_array_module(dy).empty(y.shape, y.dtype)
             local = grad_sums(dy, rows, mean, y, masked)
             dy = masked

@@ -5,6 +5,7 @@ import math
 from typing import Iterable
 
 from lucid._backend import get_array_module
+from lucid.optim import multi_tensor
 from lucid.optim.optimizer import Optimizer, blocks, check_non_negative
 from lucid.optim.registry import register_optimizer
 from lucid.tensor import Tensor
@@ -82,3 +83,4 @@ class AdamW(Optimizer):
 
 
 register_optimizer("adamw", AdamW)
+multi_tensor.register_flat_step(AdamW, multi_tensor.adamw_step)  # GPU: whole groups in fused kernels

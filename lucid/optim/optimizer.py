@@ -21,6 +21,7 @@ from lucid import _backend
 from lucid.autograd import enable_grad
 from lucid.autograd.zero_grad import zero_grad
 from lucid.dtypes import is_floating
+from lucid.optim import multi_tensor
 from lucid.tensor import Tensor
 
 BLOCK = 1 << 16  # elements per update block on the CPU: 256 KiB of float32 stays in L2
@@ -104,6 +105,8 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         for group in self.param_groups:
+            if multi_tensor.step_group(self, group):  # the whole group in a few fused GPU kernels
+                continue
             for p in group["params"]:
                 if p.grad is not None:
                     with _backend.on_device(p.device):

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from lucid._backend import get_array_module
+from lucid.optim import multi_tensor
 from lucid.optim.optimizer import Optimizer, blocks, check_non_negative
 from lucid.optim.registry import register_optimizer
 from lucid.tensor import Tensor
@@ -77,3 +78,4 @@ def _decayed_gradient(xp, p, grad, wd: float, maximize: bool, out):
 
 
 register_optimizer("sgd", SGD)
+multi_tensor.register_flat_step(SGD, multi_tensor.sgd_step)  # GPU: whole groups in fused kernels

@@ -19,9 +19,12 @@ import numpy as np
 import lucid
 import lucid.distributed as dist
 import lucid.nn.functional as F
+from lucid._backend import asnumpy
+from lucid.data.device_prefetch import DevicePrefetcher
 from lucid.distributed import checkpoint
 from lucid.distributed.consistency import ReplicaCheck, check_same_settings
 from lucid.nn.utils import clip_grad_norm_
+from lucid.ops import device_asserts
 from lucid.train import finetune, run_dir
 from lucid.train.batch_mix import build_batch_mix
 from lucid.train.best import BestTracker
@@ -305,6 +308,7 @@ class Trainer:
         batches = iter(loader)
         if self.mix:  # mixed on the host, before any copy to the device; soft targets as labels
             batches = self.mix.stream(batches, self.step, run.grad_accum)
+        batches = DevicePrefetcher(batches, self.device)  # the next batch is copied during this step
         window = {"loss": 0.0, "count": 0, "time": time.perf_counter(), "steps": 0, "grad_norms": []}
         for step_in_epoch in range(done, self.steps_per_epoch):
             if self._done():
@@ -325,8 +329,9 @@ class Trainer:
             self._step_boundary()
         self.progress.close()
 
-    def _train_step(self, batches, grad_norms: list) -> float:
-        """One optimizer step over grad_accum micro-batches; returns this rank's mean loss.
+    def _train_step(self, batches, grad_norms: list):
+        """One optimizer step over grad_accum micro-batches; returns this rank's mean loss,
+        left on the device (read when the window is logged: no host wait per step).
 
         With ``optim.clip_grad_norm`` the averaged gradients (the same on every rank) are
         clipped to that global norm and the norm before clipping goes to ``grad_norms``."""
@@ -344,15 +349,16 @@ class Trainer:
                     smoothing = 0.0 if self.mix else self.cfg.optim.label_smoothing  # mixing: in the soft targets
                     loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
                 self.scaler.scale(loss / accum if accum > 1 else loss).backward()
-            total += loss.item()
+            total = total + loss.data.astype("float64")  # stays on the device
         # every rank gets the same verdict: a NaN/Inf on any rank (all-reduce flag) or in the reduced gradients
         if self.scaler.unscale_(self.optimizer, found_inf=not self.ddp.finish()):
             if self.cfg.optim.clip_grad_norm:
-                grad_norms.append(clip_grad_norm_(self.model.parameters(), self.cfg.optim.clip_grad_norm).item())
+                grad_norms.append(clip_grad_norm_(self.model.parameters(), self.cfg.optim.clip_grad_norm).data)
             self.optimizer.step()
             if self.ema:
                 self.ema.update(self.model, self.step + 1)
         else:
+            device_asserts.raise_pending()  # a bad input found on the GPU: its error, not a skip
             self.skipped += 1
             self.log.write("skipped_step", step=self.step + 1, reason="non-finite loss or gradient on some rank")
             self.progress.write(f"step {self.step + 1}: non-finite loss or gradient on some rank; step skipped"
@@ -386,12 +392,13 @@ class Trainer:
 
     def _log_window(self, window: dict) -> None:
         """Global mean loss over the last steps, lr and throughput; resets the window."""
-        sums = dist.all_reduce(np.array([window["loss"], window["count"]], dtype=np.float64))
+        device_asserts.raise_pending()
+        sums = dist.all_reduce(np.array([float(asnumpy(window["loss"])), window["count"]], dtype=np.float64))
         loss = sums[0] / max(sums[1], 1)
         elapsed = time.perf_counter() - window["time"]
         ips = window["steps"] * self.global_batch / max(elapsed, 1e-9)
         lr = self.optimizer.param_groups[0]["lr"]
-        norms = window["grad_norms"]
+        norms = [float(asnumpy(n)) for n in window["grad_norms"]]
         extra = {"grad_norm": sum(norms) / len(norms)} if norms else {}  # mean over the window's steps
         if self.scaler.is_enabled():
             extra["loss_scale"] = self.scaler.get_scale()

@@ -10,7 +10,7 @@ import sys
 
 import numpy as _np
 
-from fake_cupy import cuda, random
+from fake_cupy import _core, cuda, random
 from fake_cupy._core import STATS as _STATS
 from fake_cupy._core import call as _call
 from fake_cupy._core import ndarray
@@ -82,10 +82,24 @@ _FUNCTIONS = (
     "ones ones_like pad prod ravel repeat reshape roll round split squeeze stack std sum swapaxes take "
     "take_along_axis tensordot tile transpose tril triu unique var vstack hstack where zeros zeros_like"
 ).split()
+_ALLOCATIONS = {"empty", "empty_like"}  # memory from the pool, nothing runs on the GPU
+_VIEWS = set("atleast_1d atleast_2d broadcast_to expand_dims moveaxis ravel reshape squeeze swapaxes transpose".split())
 for _n in _FUNCTIONS:
-    globals()[_n] = (lambda f: lambda *a, **k: _call(f, a, k))(getattr(_np, _n))
+    _launches = _core.VIEW if _n in _VIEWS else 0 if _n in _ALLOCATIONS else 1  # views, allocations: no kernel
+    globals()[_n] = (lambda f, n: lambda *a, **k: _call(f, a, k, launches=n))(getattr(_np, _n), _launches)
     globals()[_n].__name__ = _n
-del _n
+del _n, _launches
+
+
+def concatenate(tup, axis=0, out=None, *, dtype=None, casting="same_kind"):
+    """One kernel for more than 8 arrays of the output's dtype averaging under 2 MiB (CuPy's
+    ``_concatenate_single_kernel``), else one copy kernel per array, as CuPy 14 does."""
+    arrays = list(tup)
+    kind = _np.dtype(dtype) if dtype is not None else out.dtype if out is not None else result_type(*arrays)
+    single = len(arrays) > 8 and builtins.all(a.dtype == kind for a in arrays) and (
+        builtins.sum(a.nbytes for a in arrays) < 2 * 1024 * 1024 * len(arrays))
+    kw = {"axis": axis, "out": out, "dtype": dtype, "casting": casting}
+    return _call(_np.concatenate, (arrays,), kw, launches=1 if single else len(arrays))
 
 
 def asarray(a, dtype=None, order=None, *, copy=None, blocking=False):

@@ -95,15 +95,20 @@ def check_devices(devices: set) -> None:
             )
 
 
-def call(fn, args, kwargs, transfer: bool = False, launches: int = 1):
-    """Run NumPy's ``fn`` as one kernel on the current device."""
+VIEW = "view"  # ``launches`` of an op that is free when NumPy (like CuPy) returns a view
+
+
+def call(fn, args, kwargs, transfer: bool = False, launches: int | str = 1):
+    """Run NumPy's ``fn`` as one kernel on the current device (none for a view, see ``VIEW``)."""
     devices: set = set()
     a = [unwrap(x, devices, transfer) for x in args]
     k = {key: unwrap(v, devices, transfer) for key, v in kwargs.items()}
     check_devices(devices)
-    STATS.kernels += launches
     out = kwargs.get("out")
     r = fn(*a, **k)
+    if launches == VIEW:
+        launches = 0 if isinstance(r, np.ndarray) and isinstance(a[0], np.ndarray) and np.shares_memory(r, a[0]) else 1
+    STATS.kernels += launches
     if isinstance(out, ndarray):
         return out
     return wrap(r)
@@ -133,7 +138,7 @@ class _Flags:
         return {"C_CONTIGUOUS": self.c_contiguous, "F_CONTIGUOUS": self.f_contiguous, "OWNDATA": self.owndata}[key]
 
 
-def _method(name: str, launches: int = 1):
+def _method(name: str, launches: int | str = 1):
     def m(self, *args, **kwargs):
         return call(getattr(np.ndarray, name), (self, *args), kwargs, launches=launches)
 
@@ -300,17 +305,19 @@ class ndarray:
 
     # -- indexing ----------------------------------------------------------------------
     def __getitem__(self, key):
-        return call(np.ndarray.__getitem__, (self, _index(key)), {}, transfer=True)
+        return call(np.ndarray.__getitem__, (self, _index(key)), {}, transfer=True, launches=VIEW)
 
     def __setitem__(self, key, value):
         call(np.ndarray.__setitem__, (self, _index(key), value), {})
 
     # -- methods CuPy has ----------------------------------------------------------------
     for _n in (
-        "all any argmax argmin argsort clip conj copy cumsum diagonal dot flatten max mean min "
-        "nonzero prod ravel repeat reshape round squeeze std sum swapaxes take trace transpose var view"
+        "all any argmax argmin argsort clip conj copy cumsum dot flatten max mean min "
+        "nonzero prod repeat round std sum take trace var"
     ).split():
         locals()[_n] = _method(_n)
+    for _n in "diagonal ravel reshape squeeze swapaxes transpose view".split():  # free when a view
+        locals()[_n] = _method(_n, launches=VIEW)
     del _n
 
     def astype(self, dtype, order="K", casting=None, subok=None, copy=True):
