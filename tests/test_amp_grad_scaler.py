@@ -111,6 +111,10 @@ def test_found_inf_from_elsewhere_skips_even_with_finite_gradients():
     np.testing.assert_array_equal(weights(m)[0], before[0])
     scaler.update()
     assert scaler.get_scale() == 128.0
+    opt.zero_grad()
+    backward(m, scaler, poison=np.inf)  # a given verdict is taken as is: the caller checked
+    assert scaler.unscale_(opt, found_inf=False) is True
+    scaler.update()
     assert GradScaler(enabled=False).unscale_(opt, found_inf=True) is False
     assert GradScaler(enabled=False).unscale_(opt) is True
 

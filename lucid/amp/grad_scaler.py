@@ -7,10 +7,10 @@ step's gradients hold an Inf/NaN (the scale was too large) the step is skipped a
 the scale is multiplied by ``backoff_factor``; after ``growth_interval`` clean steps
 in a row it is multiplied by ``growth_factor``.
 
-Data parallel: the skip must be the same on every rank. The reduced gradients are
-identical everywhere, and ``unscale_(optimizer, found_inf=not ddp.finish())`` adds the
-all-rank verdict of the gradient all-reduce (a NaN/Inf seen on any rank before
-reduction), so every rank skips together and keeps the same scale.
+Data parallel: the skip must be the same on every rank.
+``unscale_(optimizer, found_inf=not ddp.finish())`` takes the all-rank verdict of the
+gradient all-reduce (a NaN/Inf seen on any rank before the reduction), so every rank
+skips together and keeps the same scale, without a second host read.
 """
 from __future__ import annotations
 
@@ -101,13 +101,16 @@ class GradScaler:
     def _state(self, optimizer) -> dict:
         return self._per_optimizer.setdefault(id(optimizer), {"stage": READY, "found_inf": False})
 
-    def unscale_(self, optimizer, found_inf: bool = False) -> bool:
-        """Divide ``optimizer``'s gradients by the scale in place and check them for Inf/NaN.
+    def unscale_(self, optimizer, found_inf: bool | None = None) -> bool:
+        """Divide ``optimizer``'s gradients by the scale in place; True when the step will be taken.
 
-        ``found_inf=True`` reports a non-finite value this rank cannot see in its own
-        gradients (lucid: pass ``not ddp.finish()``, the all-rank verdict of the
-        gradient all-reduce). Returns True when the step will be taken. At most once
-        per optimizer between ``update()`` calls.
+        ``found_inf=None`` (PyTorch's behaviour) checks the gradients for Inf/NaN: one
+        host read for all of them. lucid addition: a bool is the verdict of whoever
+        already checked these gradients, taken as is with no host read; under DDP pass
+        ``not ddp.finish()``, the all-rank flag of the gradient all-reduce (every rank
+        checked its gradients before the reduction, and a pre-divided sum cannot
+        overflow), so every rank decides alike. At most once per optimizer between
+        ``update()`` calls.
         """
         if not self._enabled:
             return not found_inf
@@ -117,10 +120,14 @@ class GradScaler:
         if state["stage"] == STEPPED:
             raise RuntimeError("unscale_() is being called after step().")
         inv = 1.0 / self._scale
-        flags = [_unscale_and_check(p.grad.data, inv) for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-        bad = bool(found_inf)
-        if flags:  # one host read for all flags
-            bad = bool(_backend.asnumpy(_backend.get_array_module(flags[0]).stack(flags).any())) or bad
+        grads = [p.grad.data for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        if found_inf is None:
+            flags = [_unscale_and_check(grad, inv) for grad in grads]
+            bad = bool(flags) and bool(_backend.asnumpy(_backend.get_array_module(flags[0]).stack(flags).any()))
+        else:
+            for grad in grads:
+                grad *= inv
+            bad = bool(found_inf)
         state["stage"], state["found_inf"] = UNSCALED, bad
         return not bad
 
