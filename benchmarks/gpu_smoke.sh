@@ -3,7 +3,7 @@
 #   benchmarks/gpu_smoke.sh            run every check on the GPU, print a summary table
 #   benchmarks/gpu_smoke.sh --dry-run  list what it would run; run the CPU stand-ins (fake GPU)
 # Checks: the GPU test cases; CPU-vs-GPU training-step equality (resnet_18/50, resnext_50;
-# float64 1e-9, float32 1e-4); DDP with 2 ranks on one GPU through the staged and NCCL
+# float64 1e-9, float32 forward 1e-4); DDP with 2 ranks on one GPU through the staged and NCCL
 # transports; the demo config for 50 steps and a resume; ResNet-50 224 b32 training img/s
 # (PyTorch's alongside when it is importable). Needs `make install` and `pip install -e '.[gpu]'`.
 set -uo pipefail
