@@ -108,3 +108,37 @@ def test_trainer_bf16_is_refused_on_every_rank(tmp_path):
     assert res.returncode != 0
     assert res.stderr.count("run.amp = 'bf16': mixed precision dtype 'bf16': numpy") >= 1
     assert "has no bfloat16 dtype" in res.stderr
+
+
+def _trainer_syncs(tmp_path, amp: str) -> tuple[list[int], int, set]:
+    """Host syncs of each Trainer step on the fake GPU (debug config, 1 rank), skipped steps, grad dtypes."""
+    import fakegpu
+
+    from lucid.train.config import load_config
+    from lucid.train.trainer import Trainer
+
+    overrides = [f'run.output_dir="{tmp_path / amp}"', "run.max_steps=3", "run.epochs=1", 'run.device="gpu"',
+                 "run.log_interval=10", f'run.amp="{amp}"', "data.source_args={train_samples=24, val_samples=2}"]
+    with fakegpu.installed(devices=1):
+        trainer = Trainer(load_config(DEBUG, overrides))
+        if amp != "none":
+            trainer.scaler = GradScaler(init_scale=1.0)  # no overflow: count clean steps
+        inner, syncs, dtypes = trainer._train_step, [], set()
+
+        def counted(*a, **k):
+            before = fakegpu.STATS.syncs
+            out = inner(*a, **k)
+            syncs.append(fakegpu.STATS.syncs - before)
+            return out
+
+        trainer._train_step = counted
+        trainer.fit()
+        dtypes = {str(p.dtype) for p in trainer.model.parameters()}
+    return syncs, trainer.skipped, dtypes
+
+
+def test_amp_adds_no_host_sync_to_the_trainer_step_on_the_fake_gpu(tmp_path):
+    plain, _, _ = _trainer_syncs(tmp_path, "none")
+    amp, skipped, dtypes = _trainer_syncs(tmp_path, "fp16")
+    assert skipped == 0 and dtypes == {"float32"}
+    assert amp[1:] == plain[1:]  # steady state: DDP's flag read (and staged bucket copies) only
