@@ -4,12 +4,14 @@ The public names follow PyTorch: ``lucid.tensor``, ``lucid.zeros``, ``lucid.no_g
 ``lucid.nn``, ``lucid.optim``, ``lucid.save`` / ``lucid.load``.
 """
 from lucid import (
+    amp,
     nn,
     onnx,  # needs the optional onnx package only when exporting
     optim,
     random,
 )
 from lucid._backend import gpu_available
+from lucid.amp import autocast
 from lucid.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from lucid.creation import (
     arange,

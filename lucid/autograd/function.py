@@ -12,7 +12,8 @@ as the user drops it (PyTorch's ``next_functions``).
 from __future__ import annotations
 
 import itertools
-from typing import Any
+import threading
+from typing import Any, Callable
 
 import numpy as np
 
@@ -22,6 +23,18 @@ from lucid.autograd.observe import current_observer
 from lucid.dtypes import is_floating
 
 _sequence = itertools.count()
+_dispatch = threading.local()  # per-thread input hook: lucid.amp.autocast installs its casts here
+
+
+def set_autocast_hook(hook: Callable | None) -> Callable | None:
+    """Install ``hook(cls, args) -> args`` on this thread's op dispatch; returns the previous one.
+
+    Every ``Function.apply`` passes its positional arguments through the hook first
+    (lucid.amp.autocast casts them to its policy's dtypes); None removes it.
+    """
+    previous = getattr(_dispatch, "autocast", None)
+    _dispatch.autocast = hook
+    return previous
 
 
 class Function:
@@ -56,6 +69,9 @@ class Function:
         from lucid.tensor import Tensor  # imported here: tensor imports ops at load
 
         fn = cls()
+        hook = getattr(_dispatch, "autocast", None)
+        if hook is not None:
+            args = hook(cls, args)
         tensors = [a for a in args if isinstance(a, Tensor)]
         _check_inputs(cls, tensors)
         record = is_grad_enabled() and any(t.requires_grad for t in tensors)

@@ -124,6 +124,7 @@ class RunConfig:
     seed: int = 0
     device: str = field(default="cpu", metadata=_one_of("cpu", "gpu"))  # "gpu": the local rank's GPU
     dtype: str = field(default="float32", metadata=_one_of("float32", "float64"))
+    amp: str = field(default="none", metadata=_one_of("none", "fp16", "bf16"))  # mixed precision (lucid.amp)
     sync_bn: bool = True
     grad_accum: int = field(default=1, metadata=_positive())
     fp16_compression: bool = False
@@ -268,6 +269,11 @@ def _check_consistency(cfg: TrainConfig, source: str) -> None:
             require_tensorboardx()
         except ImportError as exc:
             raise ConfigError(f"{source}: {exc}") from None
+    if cfg.run.amp != "none" and cfg.run.dtype != "float32":
+        raise ConfigError(
+            f"{source}: run.amp = {cfg.run.amp!r} needs run.dtype = 'float32' (mixed precision keeps float32 "
+            f"master weights), got run.dtype = {cfg.run.dtype!r}"
+        )
     if cfg.schedule.warmup_epochs > cfg.run.epochs:
         raise ConfigError(
             f"{source}: schedule.warmup_epochs = {cfg.schedule.warmup_epochs} is longer than run.epochs = {cfg.run.epochs}"

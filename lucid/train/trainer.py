@@ -33,6 +33,7 @@ from lucid.train.data_setup import build_data
 from lucid.train.ema import ModelEma
 from lucid.train.evaluation import evaluate_model
 from lucid.train.logging import MetricsLog, Progress
+from lucid.train.mixed_precision import build_amp
 from lucid.train.model_setup import build_model
 from lucid.train.optim_setup import build_optimizer, build_scheduler, scaled_lr
 from lucid.train.preemption import Preempted, StepVotes, StopSignals
@@ -69,6 +70,7 @@ class Trainer:
         self.rank, self.world = dist.rank(), dist.world_size()
         self.main = self.rank == 0
         self.device = dist.device(require_gpu=True) if cfg.run.device == "gpu" else "cpu"
+        self.autocast, self.scaler = build_amp(cfg.run.amp, self.device)
         self.run_dir = os.path.join(cfg.run.output_dir, cfg.run.name)
         self.ckpt_dir = os.path.join(self.run_dir, "checkpoints")
         self.log = MetricsLog(self.run_dir, self.main, tensorboard=cfg.run.tensorboard)
@@ -164,7 +166,8 @@ class Trainer:
             "config": self.cfg.to_dict(),
             "lucid_version": lucid.__version__,
             "best": self.best.state_dict(),
-        } | ({"ema": self.ema.state_dict()} if self.ema else {})
+        } | ({"ema": self.ema.state_dict()} if self.ema else {}) | (
+            {"scaler": self.scaler.state_dict()} if self.scaler.is_enabled() else {})
 
     def save(self) -> str:
         path = checkpoint.save(
@@ -206,6 +209,10 @@ class Trainer:
             self.progress.write(f"{path} has no EMA weights: the EMA starts from its weights at step {self.step}")
         if self.data.train_sampler.epoch_done or self._epoch_step() >= self.steps_per_epoch:
             self.epoch += 1
+        if self.scaler.is_enabled() and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        elif self.scaler.is_enabled():
+            self.progress.write(f"{path} has no loss scale: run.amp starts from scale {self.scaler.get_scale():g}")
         if "rng" in rank_state:
             lucid.random.set_rng_state(rank_state["rng"])
         if os.path.dirname(os.path.abspath(path)) == os.path.abspath(self.ckpt_dir):
@@ -337,12 +344,14 @@ class Trainer:
             images = images.to(self.device).to(self.cfg.run.dtype)
             labels = labels.to(self.device)
             with self.ddp.no_sync() if k < accum - 1 else nullcontext():
-                logits = self.ddp(images)
-                smoothing = 0.0 if self.mix else self.cfg.optim.label_smoothing  # mixing: in the soft targets
-                loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
-                (loss / accum if accum > 1 else loss).backward()
+                with self.autocast():
+                    logits = self.ddp(images)
+                    smoothing = 0.0 if self.mix else self.cfg.optim.label_smoothing  # mixing: in the soft targets
+                    loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
+                self.scaler.scale(loss / accum if accum > 1 else loss).backward()
             total = total + loss.data.astype("float64")  # stays on the device
-        if self.ddp.finish():
+        # every rank gets the same verdict: a NaN/Inf on any rank (all-reduce flag) or in the reduced gradients
+        if self.scaler.unscale_(self.optimizer, found_inf=not self.ddp.finish()):
             if self.cfg.optim.clip_grad_norm:
                 grad_norms.append(clip_grad_norm_(self.model.parameters(), self.cfg.optim.clip_grad_norm).data)
             self.optimizer.step()
@@ -352,7 +361,11 @@ class Trainer:
             device_asserts.raise_pending()  # a bad input found on the GPU: its error, not a skip
             self.skipped += 1
             self.log.write("skipped_step", step=self.step + 1, reason="non-finite loss or gradient on some rank")
-            self.progress.write(f"step {self.step + 1}: non-finite loss or gradient on some rank; step skipped")
+            self.progress.write(f"step {self.step + 1}: non-finite loss or gradient on some rank; step skipped"
+                                + (f" (amp loss scale {self.scaler.get_scale():g} -> "
+                                   f"{self.scaler.get_scale() * self.scaler.get_backoff_factor():g})"
+                                   if self.scaler.is_enabled() else ""))
+        self.scaler.update()
         self.optimizer.zero_grad()
         self.scheduler.step()
         self.step += 1
@@ -387,6 +400,8 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]
         norms = [float(asnumpy(n)) for n in window["grad_norms"]]
         extra = {"grad_norm": sum(norms) / len(norms)} if norms else {}  # mean over the window's steps
+        if self.scaler.is_enabled():
+            extra["loss_scale"] = self.scaler.get_scale()
         self.log.write("train", step=self.step, epoch=self.epoch, loss=float(loss), lr=lr, img_per_s=round(ips, 2), **extra)
         self.progress.show(loss=f"{loss:.4f}", lr=f"{lr:.4g}", img_s=f"{ips:.1f}")
         window.update(loss=0.0, count=0, time=time.perf_counter(), steps=0, grad_norms=[])
@@ -421,7 +436,8 @@ class Trainer:
     def _evaluate_model(self) -> dict:
         """``evaluate_model`` of ``self.model`` as it is now, with the unreadable images it met."""
         self.skipped_images.begin("val")
-        stats = evaluate_model(self.model, self.data.val_loader, self.device, self.cfg.run.dtype, self.cfg.model.num_classes)
+        with self.autocast():
+            stats = evaluate_model(self.model, self.data.val_loader, self.device, self.cfg.run.dtype, self.cfg.model.num_classes)
         stats["skipped_images"] = self.skipped_images.collect("val")
         self.model.train()
         return stats
