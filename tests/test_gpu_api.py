@@ -84,6 +84,9 @@ def _accepts(obj, keyword: str) -> bool:
 def test_lucid_calls_exist_in_real_cupy_with_their_keywords():
     uses = lucid_uses()
     assert "cuda.Device" in uses and "random.Philox4x3210" in uses  # the scan sees lucid's GPU code
+    # ... including the fused kernels, the multi-tensor gather and the batch prefetcher
+    assert "kernel_name" in uses["fuse"] and "out" in uses["concatenate"]
+    assert "non_blocking" in uses["cuda.Stream"] and "cuda.alloc_pinned_memory" in uses
     problems = []
     for name, keywords in sorted(uses.items()):
         head = name.split(".")[0]

@@ -74,7 +74,8 @@ class FlatGroup:
         if any(present) and not all(present):
             raise ValueError(f"optimizer state {name!r} exists for some parameters only")
         if name not in self.state:
-            flat = self.xp.empty_like(self.flat)
+            xp = self.xp
+            flat = xp.empty_like(self.flat)
             self.state[name] = (flat, [_layout_view(flat[a:b], p.data)[0] for p, (a, b) in zip(self.params, self.bounds)])
         flat, views = self.state[name]
         if not any(present):
@@ -92,7 +93,8 @@ class FlatGroup:
     def gather_grads(self):
         """The gradients, in the parameters' memory order, in the flat gradient buffer (one concatenate)."""
         parts = [p.grad.data.transpose(o).reshape(-1) for p, o in zip(self.params, self.orders)]
-        self.xp.concatenate(parts, out=self.grad)
+        xp = self.xp
+        xp.concatenate(parts, out=self.grad)
         return self.grad
 
 
