@@ -210,3 +210,22 @@ def test_multi_tensor_falls_back_without_a_gradient_and_adopts_replaced_state(fa
         ref.step()
     for p, q in zip(ps, ref_ps):
         np.testing.assert_allclose(asnumpy(p.data), q.data, rtol=1e-13, atol=1e-13)
+
+
+def test_multi_tensor_follows_parameters_to_another_device(fake_gpu):
+    ps = _params("gpu", np.float64)
+    ref_ps = _params("cpu", np.float64)
+    opt, ref = OPTIMIZERS["sgd"](ps), OPTIMIZERS["sgd"](ref_ps)
+    for t in range(3):
+        if t == 1:  # after a flat step: the parameters move to gpu:1 (their state follows on load)
+            for p in ps:
+                lucid.nn.parameter.set_data(p, lucid.Tensor(asnumpy(p.data), device="gpu:1").data)
+            for s in opt.state.values():
+                s["momentum_buffer"] = lucid.Tensor(asnumpy(s["momentum_buffer"].data), device="gpu:1")
+        for p, q, g in zip(ps, ref_ps, _grads(t, np.float64)):
+            p.grad, q.grad = lucid.Tensor(g, device=p.device), lucid.Tensor(g)
+        opt.step()
+        ref.step()
+    assert all(p.device == "gpu:1" for p in ps)
+    for p, q in zip(ps, ref_ps):
+        np.testing.assert_allclose(asnumpy(p.data), q.data, rtol=1e-13, atol=1e-13)

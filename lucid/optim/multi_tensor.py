@@ -26,6 +26,10 @@ from lucid.ops import gpu_fused
 from lucid.tensor import Tensor
 
 
+class NotFlat(Exception):
+    """A group the fused kernel cannot take whole this step (it takes the per-parameter path)."""
+
+
 def _layout_view(flat, like):
     """A view of 1-D ``flat`` shaped like ``like`` with ``like``'s memory order (C order if it has none)."""
     order = sorted(range(like.ndim), key=lambda i: -like.strides[i])
@@ -41,6 +45,7 @@ class FlatGroup:
     def __init__(self, params: list[Tensor], xp):
         self.params = params
         self.shapes = [p.shape for p in params]
+        self.device = params[0].device
         self.xp = xp
         sizes = [p.data.size for p in params]
         self.bounds = list(zip(np.cumsum([0] + sizes[:-1]).tolist(), np.cumsum(sizes).tolist()))
@@ -54,7 +59,11 @@ class FlatGroup:
         self.state: dict[str, tuple] = {}  # name -> (flat array, [views])
 
     def fits(self, params: list[Tensor]) -> bool:
-        return len(params) == len(self.params) and all(p is q and p.shape == s for p, q, s in zip(params, self.params, self.shapes))
+        """Whether ``params`` are still this group's parameters, with their shapes, dtype and device."""
+        if len(params) != len(self.params):
+            return False
+        return all(p is q and p.shape == s and p.dtype == self.flat.dtype and p.device == self.device
+                   for p, q, s in zip(params, self.params, self.shapes))
 
     def adopt_params(self) -> None:
         """Point every parameter at its view, copying values that live elsewhere now."""
@@ -68,11 +77,11 @@ class FlatGroup:
 
         Missing everywhere: the buffer is created (``fill`` value, or left for the kernel
         to write when None) and True is returned ("fresh"). Values held elsewhere are
-        copied in. Missing for some parameters only: ValueError (the caller falls back).
+        copied in. Missing for some parameters only: NotFlat (the caller falls back).
         """
         present = [name in s for s in states]
         if any(present) and not all(present):
-            raise ValueError(f"optimizer state {name!r} exists for some parameters only")
+            raise NotFlat(f"optimizer state {name!r} exists for some parameters only")
         if name not in self.state:
             xp = self.xp
             flat = xp.empty_like(self.flat)
@@ -157,7 +166,7 @@ def sgd_step(opt, flat: FlatGroup, group: dict, states: list[dict], scalar) -> N
 def adamw_step(opt, flat: FlatGroup, group: dict, states: list[dict], scalar) -> None:
     steps = {s.get("step", 0) for s in states}
     if len(steps) != 1:
-        raise ValueError(f"AdamW step counts differ within the group: {sorted(steps)}")
+        raise NotFlat(f"AdamW step counts differ within the group: {sorted(steps)}")
     names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
     for name in names:
         flat.state_views(name, states, 0.0)
@@ -180,7 +189,7 @@ def register_flat_step(cls: type, stepper) -> None:
     """Update groups of optimizer class ``cls`` (exactly, not subclasses) with ``stepper`` on GPUs.
 
     ``stepper(opt, flat_group, group, states, scalar)`` runs the fused kernel; it raises
-    ValueError, before changing anything, for a group it cannot take whole.
+    NotFlat, before changing anything, for a group it cannot take whole.
     """
     _STEPPERS[cls] = stepper
 
@@ -207,6 +216,6 @@ def step_group(opt, group: dict) -> bool:
             flat.adopt_params()
             dtype = first.dtype
             stepper(opt, flat, group, states, lambda v: np.dtype(dtype).type(v))
-        except ValueError:
+        except NotFlat:
             return False
     return True
