@@ -132,6 +132,8 @@ def to_device(array, device: str):
     if device == "cpu":
         return _cupy.asnumpy(array)
     with on_device(device):
+        if src != "cpu":  # gpu:i -> gpu:j: asarray would hand back the gpu:i array unchanged
+            return cupy_module().copy(array)
         return cupy_module().asarray(array)
 
 

@@ -154,3 +154,21 @@ def test_gpu_selected_before_mpi_init_from_launcher_env(fake_gpu, monkeypatch, v
     assert local_gpu.select_before_mpi_init({}) is None
     with pytest.raises(ValueError, match=rf"\${var} must be an integer local rank, got 'x'"):
         local_gpu.select_before_mpi_init({var: "x"})
+
+
+def test_moving_between_gpus_copies_to_the_target_device(fake_gpu):
+    """gpu:0 -> gpu:1 is a peer copy: the result lives on device 1 and owns its memory."""
+    lucid.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 2, 1), nn.BatchNorm2d(2)).to("gpu:0")
+    before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    moved = model.to("gpu:1")
+    for k, v in moved.state_dict().items():
+        assert v.device == "gpu:1" and v.data.device.id == 1, k
+        np.testing.assert_array_equal(v.numpy(), before[k])
+    t0 = lucid.arange(4.0, device="gpu:0")
+    t1 = t0.to("gpu:1")
+    assert t1.device == "gpu:1" and t1.data.device.id == 1 and t0.data.device.id == 0
+    assert t1.data.data.ptr != t0.data.data.ptr  # a copy, not gpu:0's memory relabelled
+    np.testing.assert_array_equal(t1.numpy(), [0.0, 1.0, 2.0, 3.0])
+    out = moved(lucid.randn(4, 3, 5, 5, device="gpu:1"))  # runs on device 1 without a mixed-device error
+    assert out.device == "gpu:1"

@@ -109,6 +109,15 @@ def asarray(a, dtype=None, order=None, *, copy=None, blocking=False):
     return _call(_np.asarray, (a, dtype, order), {}, transfer=True)
 
 
+def copy(a, order="K"):
+    """A copy on the CURRENT device; like CuPy, the source may live on another device (a
+    peer copy), which is the one way an array changes device."""
+    if not isinstance(a, ndarray):
+        raise TypeError(f"fake cupy.copy takes a device array, got {type(a).__name__}")
+    _STATS.kernels += 1
+    return _core.wrap(_np.array(a._a, order=order, copy=True))
+
+
 def asanyarray(a, dtype=None, order=None, *, copy=None, blocking=False):
     return asarray(a, dtype, order)
 
