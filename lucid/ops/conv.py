@@ -18,6 +18,7 @@ import numpy as np
 
 from lucid._backend import get_array_module
 from lucid.autograd.function import Function
+from lucid.ops import conv_onednn
 from lucid.ops.blocked import map_batch, map_row_blocks
 from lucid.ops.im2col import ChunkBuffer, batch_chunks, col2im, column_shape, columns, group_major, group_rows
 from lucid.ops.layout import from_nhwc, to_nhwc
@@ -180,7 +181,11 @@ class Conv2d(Function):
 
     def forward(self, x, weight, bias=None, *, window: Window, groups: int, out_hw):
         xh = to_nhwc(x)
-        out = conv_nhwc(xh, weight_matrix(weight, groups), window, out_hw, bias)
+        self.onednn = conv_onednn.kernels(x, weight, window, groups, out_hw, bias is not None)
+        if "forward" in self.onednn:
+            out = conv_onednn.conv_forward(xh, weight, bias, window, groups, out_hw)
+        else:
+            out = conv_nhwc(xh, weight_matrix(weight, groups), window, out_hw, bias)
         need = self.needs_input_grad
         self.save_for_backward(xh if len(need) > 1 and need[1] else None, weight if need and need[0] else None)
         self.window, self.groups, self.in_hw, self.w_shape = window, groups, x.shape[2:], weight.shape
@@ -191,10 +196,17 @@ class Conv2d(Function):
         gy = to_nhwc(g)
         need = self.needs_input_grad
         gx = gw = gb = None
+        onednn = self.onednn if gy.dtype == np.float32 else frozenset()
         if need[0]:
-            gx = from_nhwc(conv_grad_input(gy, weight, self.window, self.groups, self.in_hw))
+            if "input" in onednn:
+                gx = conv_onednn.conv_grad_input(gy, weight, self.window, self.groups,
+                                                 (gy.shape[0], *self.in_hw, weight.shape[1] * self.groups))
+            else:
+                gx = conv_grad_input(gy, weight, self.window, self.groups, self.in_hw)
+            gx = from_nhwc(gx)
         if need[1]:
-            gw = conv_grad_weight(xh, gy, self.window, self.groups, self.w_shape)
+            kernel = conv_onednn.conv_grad_weight if "weight" in onednn else conv_grad_weight
+            gw = kernel(xh, gy, self.window, self.groups, self.w_shape)
         if len(need) > 2 and need[2]:
             gb = gy.reshape(-1, gy.shape[-1]).sum(axis=0)
         return gx, gw, gb

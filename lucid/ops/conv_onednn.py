@@ -1,0 +1,250 @@
+"""Float32 CPU convolutions on oneDNN: the same three kernels as ``lucid.ops.conv``'s GEMM path.
+
+Activations stay in lucid's channels-last (NHWC) memory, which oneDNN reads and writes in
+place. Weights go through a reorder into the blocked layout oneDNN's kernels want (and
+the weight gradient back), as PyTorch does for a plain-tensor convolution. The three
+primitives of one convolution shape (forward, input gradient, weight gradient) are built
+once and kept in a ``Plans`` cache.
+
+Used when ``enabled()`` says so (see its docstring); float64 and the GPU always take the
+GEMM path, which stays the reference the tests compare this one with.
+"""
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+
+import numpy as np
+
+from lucid.ops import onednn
+from lucid.ops.window import Window
+
+_choice = {"enabled": None}  # None: from LUCID_ONEDNN
+
+
+def set_enabled(flag: bool | None) -> None:
+    """Use oneDNN for float32 CPU convolutions (True), never (False), or as LUCID_ONEDNN says (None)."""
+    _choice["enabled"] = flag
+
+
+def enabled() -> bool:
+    """Whether float32 CPU convolutions run on oneDNN.
+
+    ``set_enabled`` decides if it was called; else LUCID_ONEDNN: ``0`` off, ``1`` on (an
+    error naming the reason if the library cannot load), unset or ``auto``: on when the
+    ``onednn`` extra is installed.
+    """
+    flag = _choice["enabled"]
+    if flag is None:
+        env = os.environ.get("LUCID_ONEDNN", "auto").strip().lower()
+        if env not in ("0", "1", "auto", ""):
+            raise ValueError(f"LUCID_ONEDNN must be 0, 1 or auto, got {env!r}")
+        if env == "0":
+            return False
+        if env == "1":
+            onednn.library()  # raises, saying why
+            return True
+        return onednn.available()
+    if flag:
+        onednn.library()
+    return bool(flag)
+
+
+def kernels(x, weight, window: Window, groups: int, out_hw, bias: bool, plans: "Plans | None" = None) -> frozenset:
+    """Which of a convolution's kernels ('forward', 'input', 'weight') run on oneDNN; empty: none.
+
+    Only NumPy float32 operands, when ``enabled()``. Per kernel, the faster of oneDNN and the
+    GEMM path as measured on ResNet layers (docs/performance.md): oneDNN unless the
+    implementation it picks is itself im2col + GEMM (grouped convolutions with 4 channels
+    per group); the weight gradient only for grouped convolutions and for at most 64 input
+    channels, where oneDNN's weight-gradient kernel is faster (elsewhere the GEMM path's
+    is faster by 5-45%).
+    """
+    if not (isinstance(x, np.ndarray) and x.dtype == np.float32 and weight.dtype == np.float32 and enabled()):
+        return frozenset()
+    plan = (PLANS if plans is None else plans).get(to_nhwc_shape(x.shape), weight.shape, groups, window, out_hw, bias)
+    return plan.kernels
+
+
+def to_nhwc_shape(shape) -> tuple:
+    n, c, h, w = shape
+    return (n, h, w, c)
+
+
+def _nhwc_desc(n: int, c: int, h: int, w: int) -> onednn.Desc:
+    return onednn.Desc((n, c, h, w), (h * w * c, 1, w * c, c))
+
+
+class ConvPlan:
+    """oneDNN primitives of one convolution shape; backward ones are built on first use."""
+
+    def __init__(self, x_shape, w_shape, groups: int, window: Window, out_hw, bias: bool):
+        n, h, w, c = x_shape
+        o, cg, kh, kw = w_shape
+        self.groups, self.w_shape = groups, w_shape
+        wdims = (o, cg, kh, kw) if groups == 1 else (groups, o // groups, cg, kh, kw)
+        self.plain_w = onednn.Desc(wdims, _contiguous_strides(wdims))
+        self.src = _nhwc_desc(n, c, h, w)
+        self.dst = _nhwc_desc(n, o, out_hw[0], out_hw[1])
+        self.bias = onednn.Desc((o,), (1,)) if bias else None
+        # Right padding as oneDNN counts it: the output size is floor((size + pl + pr - extent) / s) + 1,
+        # so any pr in [exact, exact + s - 1] fits; the weight gradient went wrong with a negative one.
+        pad_r = []
+        for out, s, k, d, size, p in zip(out_hw, window.stride, window.kernel, window.dilation, (h, w), window.padding):
+            exact = (out - 1) * s + (k - 1) * d + 1 - size - p
+            pad_r.append(0 if exact < 0 <= exact + s - 1 else exact)
+        self.geometry = (onednn.dims(window.stride), onednn.dims([d - 1 for d in window.dilation]),
+                         onednn.dims(window.padding), onednn.dims(pad_r))
+        self.any_w = onednn.Desc(wdims)
+        self.forward = onednn.Primitive(
+            "dnnl_convolution_forward_primitive_desc_create", onednn.FORWARD_TRAINING, onednn.CONVOLUTION_DIRECT,
+            self.src.handle, self.any_w.handle, self.bias.handle if bias else None, self.dst.handle,
+            *self.geometry, None)
+        self._data = self._weights = None
+        self._reorders = {}
+        self._kernels = None
+
+    @property
+    def kernels(self) -> frozenset:
+        """The kernels worth running on oneDNN for this shape (see ``kernels()``)."""
+        if self._kernels is None:
+            chosen = set()
+            if "gemm" not in self.forward.implementation():
+                chosen.add("forward")
+            if "gemm" not in self.data.implementation():
+                chosen.add("input")
+            if (self.groups > 1 or self.w_shape[1] <= 64) and "gemm" not in self.weights.implementation():
+                chosen.add("weight")
+            self._kernels = frozenset(chosen)
+        return self._kernels
+
+    @property
+    def data(self) -> onednn.Primitive:
+        if self._data is None:
+            self._data = onednn.Primitive(
+                "dnnl_convolution_backward_data_primitive_desc_create", onednn.CONVOLUTION_DIRECT,
+                self.src.handle, self.any_w.handle, self.dst.handle, *self.geometry, self.forward.pd, None)
+        return self._data
+
+    @property
+    def weights(self) -> onednn.Primitive:
+        if self._weights is None:
+            self._weights = onednn.Primitive(
+                "dnnl_convolution_backward_weights_primitive_desc_create", onednn.CONVOLUTION_DIRECT,
+                self.src.handle, self.any_w.handle, None, self.dst.handle, *self.geometry, self.forward.pd, None)
+        return self._weights
+
+    def reorder(self, src_md, dst_md, src, dst) -> None:
+        """dst = src in dst_md's layout (a reorder primitive per pair of layouts, kept)."""
+        key = (_address(src_md), _address(dst_md))
+        if key not in self._reorders:
+            self._reorders[key] = onednn.Primitive("dnnl_reorder_primitive_desc_create", src_md, dst_md)
+        self._reorders[key](**{"from": (src_md, src), "to": (dst_md, dst)})
+
+    def blocked_weight(self, weight, prim: onednn.Primitive, what: str = "weights"):
+        """``weight`` in the layout primitive ``prim`` reads (the array itself when that is plain)."""
+        md = prim.md(what)
+        if prim.lib.dnnl_memory_desc_equal(md, self.plain_w.handle):
+            return weight
+        out = np.empty(prim.size(what) // 4, np.float32)
+        self.reorder(self.plain_w.handle, md, np.ascontiguousarray(weight), out)
+        return out
+
+
+def _address(md) -> int:
+    return md.value if hasattr(md, "value") else md
+
+
+def _contiguous_strides(shape) -> list[int]:
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= size
+    return strides[::-1]
+
+
+class Plans:
+    """A bounded cache of ConvPlans by shape (least recently used dropped first)."""
+
+    def __init__(self, capacity: int = 256):
+        self.capacity, self.items = capacity, OrderedDict()
+
+    def get(self, x_shape, w_shape, groups: int, window: Window, out_hw, bias: bool) -> ConvPlan:
+        key = (tuple(x_shape), tuple(w_shape), groups, window, tuple(out_hw), bias)
+        plan = self.items.get(key)
+        if plan is None:
+            plan = self.items[key] = ConvPlan(x_shape, w_shape, groups, window, out_hw, bias)
+            if len(self.items) > self.capacity:
+                self.items.popitem(last=False)
+        else:
+            self.items.move_to_end(key)
+        return plan
+
+
+PLANS = Plans()
+
+
+def _subsampled(xh, window: Window, out_hw):
+    """A strided 1x1 convolution as a stride-1 one: (the input's sampled pixels, the unit window).
+
+    oneDNN's strided 1x1 weight gradient (jit_1x1) gave wrong sums on the first call for
+    few channels; the copy is the one the GEMM path makes too.
+    """
+    (sh, sw), (ho, wo) = window.stride, out_hw
+    return np.ascontiguousarray(xh[:, : ho * sh : sh, : wo * sw : sw]), UNIT
+
+
+UNIT = Window((1, 1), (1, 1), (0, 0), (1, 1))
+
+
+def _strided_pointwise(window: Window) -> bool:
+    return window.pointwise and window.stride != (1, 1)
+
+
+def conv_forward(xh, weight, bias, window: Window, groups: int, out_hw, plans: Plans = PLANS):
+    """NHWC (N, Ho, Wo, O) output of the convolution of contiguous NHWC ``xh``."""
+    if _strided_pointwise(window):
+        xh, window = _subsampled(xh, window, out_hw)
+    n, _, _, _ = xh.shape
+    plan = plans.get(xh.shape, weight.shape, groups, window, out_hw, bias is not None)
+    out = np.empty((n, out_hw[0], out_hw[1], weight.shape[0]), np.float32)
+    args = {"src": (plan.forward.md("src"), xh),
+            "weights": (plan.forward.md("weights"), plan.blocked_weight(weight, plan.forward)),
+            "dst": (plan.forward.md("dst"), out)}
+    if bias is not None:
+        args["bias"] = (plan.bias.handle, np.ascontiguousarray(bias))
+    plan.forward(**args)
+    return out
+
+
+def conv_grad_input(gy, weight, window: Window, groups: int, x_shape, plans: Plans = PLANS):
+    """dL/dinput as contiguous NHWC ``x_shape`` from contiguous NHWC ``gy``."""
+    if _strided_pointwise(window):
+        (sh, sw), (ho, wo) = window.stride, gy.shape[1:3]
+        dx = np.zeros(x_shape, np.float32)
+        dx[:, : ho * sh : sh, : wo * sw : sw] = conv_grad_input(gy, weight, UNIT, groups, gy.shape[:3] + x_shape[3:],
+                                                                 plans)
+        return dx
+    plan = plans.get(x_shape, weight.shape, groups, window, gy.shape[1:3], False)
+    prim = plan.data
+    dx = np.empty(x_shape, np.float32)
+    prim(diff_src=(prim.md("diff_src"), dx), weights=(prim.md("weights"), plan.blocked_weight(weight, prim)),
+         diff_dst=(prim.md("diff_dst"), gy))
+    return dx
+
+
+def conv_grad_weight(xh, gy, window: Window, groups: int, w_shape, plans: Plans = PLANS):
+    """dL/dweight, a new contiguous (O, Cg, kh, kw) array."""
+    if _strided_pointwise(window):
+        xh, window = _subsampled(xh, window, gy.shape[1:3])
+    plan = plans.get(xh.shape, w_shape, groups, window, gy.shape[1:3], False)
+    prim = plan.weights
+    md = prim.md("diff_weights")
+    gw = np.empty(w_shape, np.float32)
+    if prim.lib.dnnl_memory_desc_equal(md, plan.plain_w.handle):
+        prim(src=(prim.md("src"), xh), diff_weights=(md, gw), diff_dst=(prim.md("diff_dst"), gy))
+        return gw
+    blocked = np.empty(prim.size("diff_weights") // 4, np.float32)
+    prim(src=(prim.md("src"), xh), diff_weights=(md, blocked), diff_dst=(prim.md("diff_dst"), gy))
+    plan.reorder(md, plan.plain_w.handle, blocked, gw)
+    return gw

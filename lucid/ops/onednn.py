@@ -1,0 +1,251 @@
+"""oneDNN (the library PyTorch's CPU convolutions run on) through its C API, with ctypes.
+
+Optional: installed by the ``onednn`` extra (the ``onednn-cpu-gomp`` wheel, Linux x86-64),
+used for float32 convolutions on the CPU when present (see ``lucid.ops.conv_backend``).
+Nothing here runs at import: the library is loaded on the first call of ``library()``.
+
+A ``Memory`` wraps a NumPy array without copying (oneDNN reads and writes the array's
+own buffer); a ``Primitive`` is a primitive descriptor plus its primitive, created once
+per shape and cached by the caller. Every C call's status is checked: a failure raises
+``OneDNNError`` naming the call.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from ctypes import POINTER, byref, c_char_p, c_int, c_int64, c_size_t, c_uint, c_void_p
+
+import numpy as np
+
+MAX_NDIMS = 12
+Dims = c_int64 * MAX_NDIMS
+
+F32 = 3
+TAG_ANY = 1
+CPU = 1
+STREAM_IN_ORDER = 1
+FORWARD_TRAINING, FORWARD_INFERENCE, BACKWARD_DATA, BACKWARD_WEIGHTS = 64, 96, 160, 192
+CONVOLUTION_DIRECT = 1
+QUERY_IMPL_INFO = 8
+QUERY = {"src": 129, "diff_src": 130, "weights": 131, "diff_weights": 132, "dst": 133, "diff_dst": 134}
+ARG = {"src": 1, "dst": 17, "weights": 33, "bias": 41, "diff_src": 129, "diff_dst": 145,
+       "diff_weights": 161, "diff_bias": 169, "from": 1, "to": 17}
+DISTRIBUTION = "onednn-cpu-gomp"
+
+
+class OneDNNError(RuntimeError):
+    """A oneDNN call failed, or the library could not be loaded."""
+
+
+class ExecArg(ctypes.Structure):
+    _fields_ = [("arg", c_int), ("memory", c_void_p)]
+
+
+_state = {"lib": None, "omp": None, "error": None, "pid": None, "engine": None, "stream": None}
+_lock = threading.Lock()
+_local = threading.local()  # .threads: the OpenMP thread count last set in this thread
+
+
+def library_path() -> str:
+    """Path of libdnnl.so.3 from the installed ``onednn-cpu-gomp`` distribution (or LUCID_ONEDNN_LIBRARY)."""
+    explicit = os.environ.get("LUCID_ONEDNN_LIBRARY")
+    if explicit:
+        return explicit
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        raise OneDNNError(f"oneDNN is not installed (pip install 'lucid[onednn]', i.e. {DISTRIBUTION})") from None
+    names = [f for f in dist.files or () if f.name == "libdnnl.so.3"]
+    if not names:
+        raise OneDNNError(f"{DISTRIBUTION} is installed but holds no libdnnl.so.3")
+    return str(dist.locate_file(names[0]).resolve())
+
+
+def _declare(lib) -> None:
+    status = [
+        ("dnnl_engine_create", [POINTER(c_void_p), c_int, c_size_t]),
+        ("dnnl_stream_create", [POINTER(c_void_p), c_void_p, c_uint]),
+        ("dnnl_stream_wait", [c_void_p]),
+        ("dnnl_memory_desc_create_with_strides", [POINTER(c_void_p), c_int, Dims, c_int, Dims]),
+        ("dnnl_memory_desc_create_with_tag", [POINTER(c_void_p), c_int, Dims, c_int, c_int]),
+        ("dnnl_memory_desc_destroy", [c_void_p]),
+        ("dnnl_memory_create", [POINTER(c_void_p), c_void_p, c_void_p, c_void_p]),
+        ("dnnl_memory_destroy", [c_void_p]),
+        ("dnnl_convolution_forward_primitive_desc_create",
+         [POINTER(c_void_p), c_void_p, c_int, c_int, c_void_p, c_void_p, c_void_p, c_void_p,
+          Dims, Dims, Dims, Dims, c_void_p]),
+        ("dnnl_convolution_backward_data_primitive_desc_create",
+         [POINTER(c_void_p), c_void_p, c_int, c_void_p, c_void_p, c_void_p, Dims, Dims, Dims, Dims,
+          c_void_p, c_void_p]),
+        ("dnnl_convolution_backward_weights_primitive_desc_create",
+         [POINTER(c_void_p), c_void_p, c_int, c_void_p, c_void_p, c_void_p, c_void_p, Dims, Dims, Dims,
+          Dims, c_void_p, c_void_p]),
+        ("dnnl_reorder_primitive_desc_create", [POINTER(c_void_p), c_void_p, c_void_p, c_void_p, c_void_p, c_void_p]),
+        ("dnnl_primitive_desc_query", [c_void_p, c_int, c_int, c_void_p]),
+        ("dnnl_primitive_desc_destroy", [c_void_p]),
+        ("dnnl_primitive_create", [POINTER(c_void_p), c_void_p]),
+        ("dnnl_primitive_destroy", [c_void_p]),
+        ("dnnl_primitive_execute", [c_void_p, c_void_p, c_int, POINTER(ExecArg)]),
+    ]
+    for name, args in status:
+        fn = getattr(lib, name)
+        fn.argtypes, fn.restype = args, c_int
+    lib.dnnl_primitive_desc_query_md.argtypes = [c_void_p, c_int, c_int]
+    lib.dnnl_primitive_desc_query_md.restype = c_void_p
+    lib.dnnl_memory_desc_get_size.argtypes = [c_void_p]
+    lib.dnnl_memory_desc_get_size.restype = c_size_t
+    lib.dnnl_memory_desc_equal.argtypes = [c_void_p, c_void_p]
+    lib.dnnl_memory_desc_equal.restype = c_int
+
+
+def library():
+    """The loaded library (loaded once), or OneDNNError saying why it cannot be used."""
+    with _lock:
+        if _state["lib"] is None and _state["error"] is None:
+            try:
+                # oneDNN runs on GNU OpenMP, whose idle threads spin by default after each parallel
+                # region and take the cores from lucid's own threads (batch norm ran 1.5x slower);
+                # read once, when libgomp loads, so it is set before. An explicit setting is kept.
+                os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+                lib = ctypes.CDLL(library_path())
+                _state["omp"] = ctypes.CDLL("libgomp.so.1")
+                _declare(lib)
+                _state["lib"] = lib
+            except (OSError, AttributeError, OneDNNError) as e:
+                _state["error"] = str(e)
+        if _state["lib"] is None:
+            raise OneDNNError(f"oneDNN cannot be used: {_state['error']}")
+        return _state["lib"]
+
+
+def available() -> bool:
+    """Whether the oneDNN library loads in this process."""
+    try:
+        library()
+    except OneDNNError:
+        return False
+    return True
+
+
+def check(status: int, call: str) -> None:
+    if status != 0:
+        raise OneDNNError(f"oneDNN {call} failed with status {status}")
+
+
+def _engine_and_stream():
+    """The CPU engine and stream of this process (re-created after a fork)."""
+    lib = library()
+    with _lock:
+        if _state["pid"] != os.getpid():
+            engine, stream = c_void_p(), c_void_p()
+            check(lib.dnnl_engine_create(byref(engine), CPU, 0), "dnnl_engine_create")
+            check(lib.dnnl_stream_create(byref(stream), engine, STREAM_IN_ORDER), "dnnl_stream_create")
+            _state.update(pid=os.getpid(), engine=engine, stream=stream)
+        return _state["engine"], _state["stream"]
+
+
+def dims(values) -> Dims:
+    out = Dims()
+    for i, v in enumerate(values):
+        out[i] = int(v)
+    return out
+
+
+class Desc:
+    """An owned memory descriptor: of given dims and element strides, or of format 'any'."""
+
+    def __init__(self, shape, strides=None):
+        lib = library()
+        self.handle = c_void_p()
+        if strides is None:
+            check(lib.dnnl_memory_desc_create_with_tag(byref(self.handle), len(shape), dims(shape), F32, TAG_ANY),
+                  "dnnl_memory_desc_create_with_tag")
+        else:
+            check(lib.dnnl_memory_desc_create_with_strides(byref(self.handle), len(shape), dims(shape), F32,
+                                                           dims(strides)), "dnnl_memory_desc_create_with_strides")
+        self.lib = lib
+
+    @classmethod
+    def of(cls, array: np.ndarray, shape=None) -> "Desc":
+        """The descriptor of a float32 array's memory, seen with logical ``shape`` (default: its own)."""
+        strides = [s // array.itemsize for s in array.strides]
+        return cls(array.shape if shape is None else shape, strides)
+
+    def __del__(self):
+        if getattr(self, "handle", None):
+            self.lib.dnnl_memory_desc_destroy(self.handle)
+
+
+def _use_threads() -> None:
+    """OpenMP threads for this thread's oneDNN calls: as many as lucid's other kernels use."""
+    from lucid.ops.blocked import num_workers
+
+    threads = num_workers()
+    if _local.__dict__.get("threads") != threads:
+        _state["omp"].omp_set_num_threads(threads)
+        _local.threads = threads
+
+
+def execute(primitive, args: dict) -> None:
+    """Run ``primitive`` on {arg name: (memory descriptor, array)}; the arrays' buffers are used in place."""
+    lib = library()
+    engine, stream = _engine_and_stream()
+    _use_threads()
+    n = len(args)
+    packed = (ExecArg * n)()
+    memories = []
+    try:
+        for i, (name, (md, array)) in enumerate(args.items()):
+            mem = c_void_p()
+            check(lib.dnnl_memory_create(byref(mem), md, engine, c_void_p(array.ctypes.data)), "dnnl_memory_create")
+            memories.append(mem)
+            packed[i].arg, packed[i].memory = ARG[name], mem.value
+        check(lib.dnnl_primitive_execute(primitive, stream, n, packed), "dnnl_primitive_execute")
+        check(lib.dnnl_stream_wait(stream), "dnnl_stream_wait")
+    finally:
+        for mem in memories:
+            lib.dnnl_memory_destroy(mem)
+
+
+class Primitive:
+    """A oneDNN primitive and its descriptor, from a ``dnnl_*_primitive_desc_create`` call."""
+
+    def __init__(self, create: str, *args, keep=()):
+        lib = library()
+        engine, _ = _engine_and_stream()
+        self.lib, self.keep = lib, keep  # keep: descriptors the primitive descriptor was made from
+        self.pd, self.handle = c_void_p(), c_void_p()
+        fn = getattr(lib, create)
+        if create == "dnnl_reorder_primitive_desc_create":
+            check(fn(byref(self.pd), args[0], engine, args[1], engine, None), create)
+        else:
+            check(fn(byref(self.pd), engine, *args), create)
+        check(lib.dnnl_primitive_create(byref(self.handle), self.pd), "dnnl_primitive_create")
+
+    def md(self, what: str):
+        """The primitive's memory descriptor for ``what`` ('src', 'weights', 'diff_weights', ...)."""
+        return self.lib.dnnl_primitive_desc_query_md(self.pd, QUERY[what], 0)
+
+    def size(self, what: str) -> int:
+        """Bytes of the primitive's ``what`` memory."""
+        return self.lib.dnnl_memory_desc_get_size(self.md(what))
+
+    def implementation(self) -> str:
+        """The name of the implementation oneDNN chose (e.g. 'brg:avx2', 'jit:avx2', 'gemm:jit')."""
+        name = c_char_p()
+        check(self.lib.dnnl_primitive_desc_query(self.pd, QUERY_IMPL_INFO, 0, byref(name)), "dnnl_primitive_desc_query")
+        return name.value.decode()
+
+    def __call__(self, **args) -> None:
+        execute(self.handle, args)
+
+    def __del__(self):
+        lib = getattr(self, "lib", None)
+        if lib is not None:
+            if self.handle:
+                lib.dnnl_primitive_destroy(self.handle)
+            if self.pd:
+                lib.dnnl_primitive_desc_destroy(self.pd)
