@@ -196,7 +196,7 @@ class Conv2d(Function):
         gy = to_nhwc(g)
         need = self.needs_input_grad
         gx = gw = gb = None
-        onednn = self.onednn if gy.dtype == np.float32 else frozenset()
+        onednn = self.onednn if gy.dtype == np.float32 and not conv_onednn.onednn.forked() else frozenset()
         if need[0]:
             if "input" in onednn:
                 gx = conv_onednn.conv_grad_input(gy, weight, self.window, self.groups,

@@ -58,9 +58,11 @@ def kernels(x, weight, window: Window, groups: int, out_hw, bias: bool, plans: "
     implementation it picks is itself im2col + GEMM (grouped convolutions with 4 channels
     per group); the weight gradient only for grouped convolutions and for at most 64 input
     channels, where oneDNN's weight-gradient kernel is faster (elsewhere the GEMM path's
-    is faster by 5-45%).
+    is faster by 5-45%). None in a forked child of a process that loaded oneDNN.
     """
     if not (isinstance(x, np.ndarray) and x.dtype == np.float32 and weight.dtype == np.float32 and enabled()):
+        return frozenset()
+    if onednn.forked():  # OpenMP would run on one thread; the GEMM path uses all cores
         return frozenset()
     plan = (PLANS if plans is None else plans).get(to_nhwc_shape(x.shape), weight.shape, groups, window, out_hw, bias)
     return plan.kernels

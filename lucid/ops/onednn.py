@@ -42,7 +42,7 @@ class ExecArg(ctypes.Structure):
     _fields_ = [("arg", c_int), ("memory", c_void_p)]
 
 
-_state = {"lib": None, "omp": None, "error": None, "pid": None, "engine": None, "stream": None}
+_state = {"lib": None, "omp": None, "error": None, "engine": None, "stream": None, "forked": False}
 _lock = threading.Lock()
 _local = threading.local()  # .threads: the OpenMP thread count last set in this thread
 
@@ -112,6 +112,7 @@ def library():
                 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
                 lib = ctypes.CDLL(library_path())
                 _state["omp"] = ctypes.CDLL("libgomp.so.1")
+                os.register_at_fork(after_in_child=_after_fork_in_child)
                 _declare(lib)
                 _state["lib"] = lib
             except (OSError, AttributeError, OneDNNError) as e:
@@ -136,14 +137,14 @@ def check(status: int, call: str) -> None:
 
 
 def _engine_and_stream():
-    """The CPU engine and stream of this process (re-created after a fork)."""
+    """The CPU engine and stream (plain handles that stay valid in a forked child, as primitives do)."""
     lib = library()
     with _lock:
-        if _state["pid"] != os.getpid():
+        if _state["engine"] is None:
             engine, stream = c_void_p(), c_void_p()
             check(lib.dnnl_engine_create(byref(engine), CPU, 0), "dnnl_engine_create")
             check(lib.dnnl_stream_create(byref(stream), engine, STREAM_IN_ORDER), "dnnl_stream_create")
-            _state.update(pid=os.getpid(), engine=engine, stream=stream)
+            _state.update(engine=engine, stream=stream)
         return _state["engine"], _state["stream"]
 
 
@@ -179,6 +180,19 @@ class Desc:
             self.lib.dnnl_memory_desc_destroy(self.handle)
 
 
+def _after_fork_in_child() -> None:
+    _state["forked"] = True
+
+
+def forked() -> bool:
+    """Whether this process is a fork of one that had loaded oneDNN.
+
+    GNU OpenMP's thread pool does not survive a fork: oneDNN's first parallel region in
+    the child would hang (even at one thread), so ``execute`` refuses to run there.
+    """
+    return _state["forked"]
+
+
 def _use_threads() -> None:
     """OpenMP threads for this thread's oneDNN calls: as many as lucid's other kernels use."""
     from lucid.ops.blocked import num_workers
@@ -191,6 +205,10 @@ def _use_threads() -> None:
 
 def execute(primitive, args: dict) -> None:
     """Run ``primitive`` on {arg name: (memory descriptor, array)}; the arrays' buffers are used in place."""
+    if _state["forked"]:
+        raise OneDNNError("oneDNN cannot run in a process forked from one that used it (GNU OpenMP's threads do "
+                          "not survive fork()); start the process with 'spawn' or 'forkserver', or set "
+                          "LUCID_ONEDNN=0 in the parent")
     lib = library()
     engine, stream = _engine_and_stream()
     _use_threads()
