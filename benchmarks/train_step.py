@@ -178,7 +178,10 @@ def lucid_worker(args) -> None:
                         fn()
         return prof.table()
 
-    serve(step, {"arch": arch, "blas": blas_kernels(), "base_rss_mb": base_rss, "setup_rss_mb": rss_mb(),
+    from lucid.ops import conv_onednn
+
+    blas = f"{blas_kernels()}; convolutions: {conv_onednn.describe()}"
+    serve(step, {"arch": arch, "blas": blas, "base_rss_mb": base_rss, "setup_rss_mb": rss_mb(),
                  "params": sum(p.numel() for p in model.parameters())}, profile_steps)
 
 

@@ -50,6 +50,15 @@ def enabled() -> bool:
     return bool(flag)
 
 
+def describe() -> str:
+    """Which convolution kernels float32 CPU work gets, for benchmark and log lines."""
+    if not enabled():
+        if onednn.available():
+            return "GEMM path; oneDNN off (LUCID_ONEDNN=0 or set_enabled(False))"
+        return f"GEMM path; {onednn.unavailable_reason()}"
+    return f"oneDNN {onednn.version()} where faster, else the GEMM path"
+
+
 def kernels(x, weight, window: Window, groups: int, out_hw, bias: bool, plans: "Plans | None" = None) -> frozenset:
     """Which of a convolution's kernels ('forward', 'input', 'weight') run on oneDNN; empty: none.
 
@@ -60,7 +69,7 @@ def kernels(x, weight, window: Window, groups: int, out_hw, bias: bool, plans: "
     channels, where oneDNN's weight-gradient kernel is faster (elsewhere the GEMM path's
     is faster by 5-45%). None in a forked child of a process that loaded oneDNN.
     """
-    if not (isinstance(x, np.ndarray) and x.dtype == np.float32 and weight.dtype == np.float32 and enabled()):
+    if not (type(x) is np.ndarray and x.dtype == np.float32 and weight.dtype == np.float32 and enabled()):
         return frozenset()
     if onednn.forked():  # OpenMP would run on one thread; the GEMM path uses all cores
         return frozenset()

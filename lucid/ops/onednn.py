@@ -131,6 +131,28 @@ def available() -> bool:
     return True
 
 
+def unavailable_reason() -> str:
+    """Why ``library()`` fails ('' when it loads)."""
+    try:
+        library()
+    except OneDNNError as e:
+        return str(e)
+    return ""
+
+
+class Version(ctypes.Structure):
+    _fields_ = [("major", c_int), ("minor", c_int), ("patch", c_int), ("hash", c_char_p), ("cpu_runtime", c_uint),
+                ("gpu_runtime", c_uint)]
+
+
+def version() -> str:
+    """The loaded library's version, e.g. '3.2.0'."""
+    fn = library().dnnl_version
+    fn.restype = POINTER(Version)
+    v = fn().contents
+    return f"{v.major}.{v.minor}.{v.patch}"
+
+
 def check(status: int, call: str) -> None:
     if status != 0:
         raise OneDNNError(f"oneDNN {call} failed with status {status}")
