@@ -2,6 +2,7 @@
 import time
 
 import numpy as np
+import pytest
 
 import lucid
 import lucid.nn as nn
@@ -9,6 +10,7 @@ import lucid.nn.functional as F
 from lucid.autograd import Function
 from lucid.autograd.profiler import OVERHEAD, profile
 from lucid.ops import conv as conv_module
+from lucid.ops import conv_onednn
 from lucid.ops.conv import Conv2d as ConvFn
 
 
@@ -46,7 +48,15 @@ def test_sleeps_are_charged_to_the_op_and_phase():
         assert per[phase, OVERHEAD] >= 0
 
 
-def test_nested_regions_are_exclusive_and_patches_are_removed():
+@pytest.fixture
+def gemm_path():
+    """The GEMM path's convolutions (im2col regions), also where oneDNN is installed."""
+    conv_onednn.set_enabled(False)
+    yield
+    conv_onednn.set_enabled(None)
+
+
+def test_nested_regions_are_exclusive_and_patches_are_removed(gemm_path):
     original_forward = ConvFn.__dict__["forward"]
     original_columns = conv_module.columns
     lucid.manual_seed(0)
