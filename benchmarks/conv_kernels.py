@@ -62,8 +62,8 @@ def lucid_row(spec: str, reps: int) -> str:
     dnnl = [timed(lambda: conv_onednn.conv_forward(xh, w, None, window, g, out_hw), reps),
             timed(lambda: conv_onednn.conv_grad_input(gy, w, window, g, xh.shape), reps),
             timed(lambda: conv_onednn.conv_grad_weight(xh, gy, window, g, w.shape), reps)]
-    chosen = conv_onednn.kernels(xh.transpose(0, 3, 1, 2), w, window, g, out_hw, False)
-    plan = conv_onednn.PLANS.get(xh.shape, w.shape, g, window, out_hw, False)
+    chosen = conv_onednn.kernels(xh.transpose(0, 3, 1, 2), w, window, g, out_hw)
+    plan = conv_onednn.plan_for(xh.shape, w.shape, g, window, out_hw)
     impl = "/".join(p.implementation() for p in (plan.forward, plan.data, plan.weights))
     cells = []
     for kind, a, b in zip(("forward", "input", "weight"), gemm, dnnl):

@@ -109,25 +109,25 @@ def test_conv2d_autograd_on_onednn_equals_gemm_path(case, onednn_on):
 def test_which_kernels_run_on_onednn(onednn_on):
     x32 = np.zeros((2, 64, 8, 8), np.float32)
     window, out_hw = conv_window((8, 8), (3, 3), 1, 1, 1)
-    dense = conv_onednn.kernels(x32, np.zeros((64, 64, 3, 3), np.float32), window, 1, out_hw, False)
+    dense = conv_onednn.kernels(x32, np.zeros((64, 64, 3, 3), np.float32), window, 1, out_hw)
     assert dense == {"forward", "input", "weight"}
     wide = conv_onednn.kernels(np.zeros((2, 128, 8, 8), np.float32), np.zeros((128, 128, 3, 3), np.float32),
-                               window, 1, out_hw, False)
+                               window, 1, out_hw)
     assert wide == {"forward", "input"}  # the GEMM path's weight gradient is faster from 128 channels
-    assert conv_onednn.kernels(x32.astype(np.float64), np.zeros((64, 64, 3, 3)), window, 1, out_hw, False) == set()
+    assert conv_onednn.kernels(x32.astype(np.float64), np.zeros((64, 64, 3, 3)), window, 1, out_hw) == set()
     conv_onednn.set_enabled(False)
-    assert conv_onednn.kernels(x32, np.zeros((64, 64, 3, 3), np.float32), window, 1, out_hw, False) == set()
+    assert conv_onednn.kernels(x32, np.zeros((64, 64, 3, 3), np.float32), window, 1, out_hw) == set()
 
 
 def test_plans_are_cached_and_bounded():
     plans = conv_onednn.Plans(capacity=2)
     window = Window((3, 3), (1, 1), (1, 1), (1, 1))
-    first = plans.get((1, 5, 5, 8), (8, 8, 3, 3), 1, window, (5, 5), False)
-    assert plans.get((1, 5, 5, 8), (8, 8, 3, 3), 1, window, (5, 5), False) is first
-    plans.get((2, 5, 5, 8), (8, 8, 3, 3), 1, window, (5, 5), False)
-    plans.get((3, 5, 5, 8), (8, 8, 3, 3), 1, window, (5, 5), False)
+    first = plans.get((1, 5, 5, 8), (8, 8, 3, 3), 1, window, (5, 5))
+    assert plans.get((1, 5, 5, 8), (8, 8, 3, 3), 1, window, (5, 5)) is first
+    plans.get((2, 5, 5, 8), (8, 8, 3, 3), 1, window, (5, 5))
+    plans.get((3, 5, 5, 8), (8, 8, 3, 3), 1, window, (5, 5))
     assert len(plans.items) == 2
-    assert plans.get((1, 5, 5, 8), (8, 8, 3, 3), 1, window, (5, 5), False) is not first
+    assert plans.get((1, 5, 5, 8), (8, 8, 3, 3), 1, window, (5, 5)) is not first
 
 
 def _run(code, **env):

@@ -181,7 +181,7 @@ class Conv2d(Function):
 
     def forward(self, x, weight, bias=None, *, window: Window, groups: int, out_hw):
         xh = to_nhwc(x)
-        self.onednn = conv_onednn.kernels(x, weight, window, groups, out_hw, bias is not None)
+        self.onednn = conv_onednn.kernels(x, weight, window, groups, out_hw)
         if "forward" in self.onednn:
             out = conv_onednn.conv_forward(xh, weight, bias, window, groups, out_hw)
         else:

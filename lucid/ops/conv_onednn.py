@@ -59,7 +59,7 @@ def describe() -> str:
     return f"oneDNN {onednn.version()} where faster, else the GEMM path"
 
 
-def kernels(x, weight, window: Window, groups: int, out_hw, bias: bool, plans: "Plans | None" = None) -> frozenset:
+def kernels(x, weight, window: Window, groups: int, out_hw) -> frozenset:
     """Which of a convolution's kernels ('forward', 'input', 'weight') run on oneDNN; empty: none.
 
     Only NumPy float32 operands, when ``enabled()``. Per kernel, the faster of oneDNN and the
@@ -73,13 +73,14 @@ def kernels(x, weight, window: Window, groups: int, out_hw, bias: bool, plans: "
         return frozenset()
     if onednn.forked():  # OpenMP would run on one thread; the GEMM path uses all cores
         return frozenset()
-    plan = (PLANS if plans is None else plans).get(to_nhwc_shape(x.shape), weight.shape, groups, window, out_hw, bias)
-    return plan.kernels
+    n, c, h, w = x.shape
+    return plan_for((n, h, w, c), weight.shape, groups, window, out_hw).kernels
 
 
-def to_nhwc_shape(shape) -> tuple:
-    n, c, h, w = shape
-    return (n, h, w, c)
+def plan_for(x_shape, w_shape, groups: int, window: Window, out_hw, plans: "Plans | None" = None) -> "ConvPlan":
+    """The cached ConvPlan that runs a convolution of NHWC ``x_shape`` (strided 1x1: see UNIT)."""
+    x_shape, window = _effective(x_shape, window, out_hw)
+    return (PLANS if plans is None else plans).get(x_shape, w_shape, groups, window, out_hw)
 
 
 def _nhwc_desc(n: int, c: int, h: int, w: int) -> onednn.Desc:
@@ -87,9 +88,9 @@ def _nhwc_desc(n: int, c: int, h: int, w: int) -> onednn.Desc:
 
 
 class ConvPlan:
-    """oneDNN primitives of one convolution shape; backward ones are built on first use."""
+    """oneDNN primitives of one convolution shape; the backward ones and a forward with bias on first use."""
 
-    def __init__(self, x_shape, w_shape, groups: int, window: Window, out_hw, bias: bool):
+    def __init__(self, x_shape, w_shape, groups: int, window: Window, out_hw):
         n, h, w, c = x_shape
         o, cg, kh, kw = w_shape
         self.groups, self.w_shape = groups, w_shape
@@ -97,7 +98,6 @@ class ConvPlan:
         self.plain_w = onednn.Desc(wdims, _contiguous_strides(wdims))
         self.src = _nhwc_desc(n, c, h, w)
         self.dst = _nhwc_desc(n, o, out_hw[0], out_hw[1])
-        self.bias = onednn.Desc((o,), (1,)) if bias else None
         # Right padding as oneDNN counts it: the output size is floor((size + pl + pr - extent) / s) + 1,
         # so any pr in [exact, exact + s - 1] fits; the weight gradient went wrong with a negative one.
         pad_r = []
@@ -107,11 +107,8 @@ class ConvPlan:
         self.geometry = (onednn.dims(window.stride), onednn.dims([d - 1 for d in window.dilation]),
                          onednn.dims(window.padding), onednn.dims(pad_r))
         self.any_w = onednn.Desc(wdims)
-        self.forward = onednn.Primitive(
-            "dnnl_convolution_forward_primitive_desc_create", onednn.FORWARD_TRAINING, onednn.CONVOLUTION_DIRECT,
-            self.src.handle, self.any_w.handle, self.bias.handle if bias else None, self.dst.handle,
-            *self.geometry, None)
-        self._data = self._weights = None
+        self.forward = self._forward_primitive(None)
+        self.bias = self._biased = self._data = self._weights = None
         self._reorders = {}
         self._kernels = None
 
@@ -128,6 +125,19 @@ class ConvPlan:
                 chosen.add("weight")
             self._kernels = frozenset(chosen)
         return self._kernels
+
+    def _forward_primitive(self, bias):
+        return onednn.Primitive(
+            "dnnl_convolution_forward_primitive_desc_create", onednn.FORWARD_TRAINING, onednn.CONVOLUTION_DIRECT,
+            self.src.handle, self.any_w.handle, bias, self.dst.handle, *self.geometry, None)
+
+    @property
+    def biased(self) -> onednn.Primitive:
+        """The forward that also adds a bias (``self.bias`` describes it)."""
+        if self._biased is None:
+            self.bias = onednn.Desc((self.w_shape[0],), (1,))
+            self._biased = self._forward_primitive(self.bias.handle)
+        return self._biased
 
     @property
     def data(self) -> onednn.Primitive:
@@ -152,12 +162,12 @@ class ConvPlan:
             self._reorders[key] = onednn.Primitive("dnnl_reorder_primitive_desc_create", src_md, dst_md)
         self._reorders[key](**{"from": (src_md, src), "to": (dst_md, dst)})
 
-    def blocked_weight(self, weight, prim: onednn.Primitive, what: str = "weights"):
+    def blocked_weight(self, weight, prim: onednn.Primitive):
         """``weight`` in the layout primitive ``prim`` reads (the array itself when that is plain)."""
-        md = prim.md(what)
+        md = prim.md("weights")
         if prim.lib.dnnl_memory_desc_equal(md, self.plain_w.handle):
             return weight
-        out = np.empty(prim.size(what) // 4, np.float32)
+        out = np.empty(prim.size("weights") // 4, np.float32)
         self.reorder(self.plain_w.handle, md, np.ascontiguousarray(weight), out)
         return out
 
@@ -180,11 +190,11 @@ class Plans:
     def __init__(self, capacity: int = 256):
         self.capacity, self.items = capacity, OrderedDict()
 
-    def get(self, x_shape, w_shape, groups: int, window: Window, out_hw, bias: bool) -> ConvPlan:
-        key = (tuple(x_shape), tuple(w_shape), groups, window, tuple(out_hw), bias)
+    def get(self, x_shape, w_shape, groups: int, window: Window, out_hw) -> ConvPlan:
+        key = (tuple(x_shape), tuple(w_shape), groups, window, tuple(out_hw))
         plan = self.items.get(key)
         if plan is None:
-            plan = self.items[key] = ConvPlan(x_shape, w_shape, groups, window, out_hw, bias)
+            plan = self.items[key] = ConvPlan(x_shape, w_shape, groups, window, out_hw)
             if len(self.items) > self.capacity:
                 self.items.popitem(last=False)
         else:
@@ -195,16 +205,9 @@ class Plans:
 PLANS = Plans()
 
 
-def _subsampled(xh, window: Window, out_hw):
-    """A strided 1x1 convolution as a stride-1 one: (the input's sampled pixels, the unit window).
-
-    oneDNN's strided 1x1 weight gradient (jit_1x1) gave wrong sums on the first call for
-    few channels; the copy is the one the GEMM path makes too.
-    """
-    (sh, sw), (ho, wo) = window.stride, out_hw
-    return np.ascontiguousarray(xh[:, : ho * sh : sh, : wo * sw : sw]), UNIT
-
-
+# A strided 1x1 convolution runs as a stride-1 one over the input's sampled pixels (the copy
+# the GEMM path makes too): oneDNN's strided 1x1 weight gradient (jit_1x1) gave wrong sums on
+# the first call for few channels.
 UNIT = Window((1, 1), (1, 1), (0, 0), (1, 1))
 
 
@@ -212,43 +215,55 @@ def _strided_pointwise(window: Window) -> bool:
     return window.pointwise and window.stride != (1, 1)
 
 
+def _effective(x_shape, window: Window, out_hw):
+    """(NHWC input shape, window) oneDNN runs for a convolution of ``x_shape``: see UNIT."""
+    if _strided_pointwise(window):
+        return (x_shape[0], *out_hw, x_shape[3]), UNIT
+    return tuple(x_shape), window
+
+
+def _subsampled(xh, window: Window, out_hw):
+    """The pixels of NHWC ``xh`` a strided 1x1 window reads, contiguous."""
+    (sh, sw), (ho, wo) = window.stride, out_hw
+    return np.ascontiguousarray(xh[:, : ho * sh : sh, : wo * sw : sw])
+
+
 def conv_forward(xh, weight, bias, window: Window, groups: int, out_hw, plans: Plans = PLANS):
     """NHWC (N, Ho, Wo, O) output of the convolution of contiguous NHWC ``xh``."""
+    plan = plan_for(xh.shape, weight.shape, groups, window, out_hw, plans)
     if _strided_pointwise(window):
-        xh, window = _subsampled(xh, window, out_hw)
-    n, _, _, _ = xh.shape
-    plan = plans.get(xh.shape, weight.shape, groups, window, out_hw, bias is not None)
-    out = np.empty((n, out_hw[0], out_hw[1], weight.shape[0]), np.float32)
-    args = {"src": (plan.forward.md("src"), xh),
-            "weights": (plan.forward.md("weights"), plan.blocked_weight(weight, plan.forward)),
-            "dst": (plan.forward.md("dst"), out)}
+        xh = _subsampled(xh, window, out_hw)
+    prim = plan.forward if bias is None else plan.biased
+    out = np.empty((xh.shape[0], out_hw[0], out_hw[1], weight.shape[0]), np.float32)
+    args = {"src": (prim.md("src"), xh), "weights": (prim.md("weights"), plan.blocked_weight(weight, prim)),
+            "dst": (prim.md("dst"), out)}
     if bias is not None:
         args["bias"] = (plan.bias.handle, np.ascontiguousarray(bias))
-    plan.forward(**args)
+    prim(**args)
     return out
 
 
 def conv_grad_input(gy, weight, window: Window, groups: int, x_shape, plans: Plans = PLANS):
     """dL/dinput as contiguous NHWC ``x_shape`` from contiguous NHWC ``gy``."""
-    if _strided_pointwise(window):
-        (sh, sw), (ho, wo) = window.stride, gy.shape[1:3]
-        dx = np.zeros(x_shape, np.float32)
-        dx[:, : ho * sh : sh, : wo * sw : sw] = conv_grad_input(gy, weight, UNIT, groups, gy.shape[:3] + x_shape[3:],
-                                                                 plans)
-        return dx
-    plan = plans.get(x_shape, weight.shape, groups, window, gy.shape[1:3], False)
+    plan = plan_for(x_shape, weight.shape, groups, window, gy.shape[1:3], plans)
     prim = plan.data
-    dx = np.empty(x_shape, np.float32)
+    strided = _strided_pointwise(window)
+    dx = np.empty((gy.shape[0], *gy.shape[1:3], x_shape[3]) if strided else x_shape, np.float32)
     prim(diff_src=(prim.md("diff_src"), dx), weights=(prim.md("weights"), plan.blocked_weight(weight, prim)),
          diff_dst=(prim.md("diff_dst"), gy))
-    return dx
+    if not strided:
+        return dx
+    (sh, sw), (ho, wo) = window.stride, gy.shape[1:3]
+    full = np.zeros(x_shape, np.float32)
+    full[:, : ho * sh : sh, : wo * sw : sw] = dx
+    return full
 
 
 def conv_grad_weight(xh, gy, window: Window, groups: int, w_shape, plans: Plans = PLANS):
     """dL/dweight, a new contiguous (O, Cg, kh, kw) array."""
+    plan = plan_for(xh.shape, w_shape, groups, window, gy.shape[1:3], plans)
     if _strided_pointwise(window):
-        xh, window = _subsampled(xh, window, gy.shape[1:3])
-    plan = plans.get(xh.shape, w_shape, groups, window, gy.shape[1:3], False)
+        xh = _subsampled(xh, window, gy.shape[1:3])
     prim = plan.weights
     md = prim.md("diff_weights")
     gw = np.empty(w_shape, np.float32)

@@ -1,13 +1,13 @@
 """oneDNN (the library PyTorch's CPU convolutions run on) through its C API, with ctypes.
 
 Optional: installed by the ``onednn`` extra (the ``onednn-cpu-gomp`` wheel, Linux x86-64),
-used for float32 convolutions on the CPU when present (see ``lucid.ops.conv_backend``).
+used for float32 convolutions on the CPU when present (see ``lucid.ops.conv_onednn``).
 Nothing here runs at import: the library is loaded on the first call of ``library()``.
 
-A ``Memory`` wraps a NumPy array without copying (oneDNN reads and writes the array's
-own buffer); a ``Primitive`` is a primitive descriptor plus its primitive, created once
-per shape and cached by the caller. Every C call's status is checked: a failure raises
-``OneDNNError`` naming the call.
+``execute`` hands NumPy arrays' own buffers to oneDNN (no copies); a ``Desc`` is an owned
+memory descriptor and a ``Primitive`` a primitive descriptor plus its primitive, created
+once per shape and cached by the caller. Every C call's status is checked: a failure
+raises ``OneDNNError`` naming the call.
 """
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ import os
 import threading
 from ctypes import POINTER, byref, c_char_p, c_int, c_int64, c_size_t, c_uint, c_void_p
 
-import numpy as np
-
 MAX_NDIMS = 12
 Dims = c_int64 * MAX_NDIMS
 
@@ -25,7 +23,7 @@ F32 = 3
 TAG_ANY = 1
 CPU = 1
 STREAM_IN_ORDER = 1
-FORWARD_TRAINING, FORWARD_INFERENCE, BACKWARD_DATA, BACKWARD_WEIGHTS = 64, 96, 160, 192
+FORWARD_TRAINING = 64
 CONVOLUTION_DIRECT = 1
 QUERY_IMPL_INFO = 8
 QUERY = {"src": 129, "diff_src": 130, "weights": 131, "diff_weights": 132, "dst": 133, "diff_dst": 134}
@@ -40,6 +38,11 @@ class OneDNNError(RuntimeError):
 
 class ExecArg(ctypes.Structure):
     _fields_ = [("arg", c_int), ("memory", c_void_p)]
+
+
+class Version(ctypes.Structure):
+    _fields_ = [("major", c_int), ("minor", c_int), ("patch", c_int), ("hash", c_char_p), ("cpu_runtime", c_uint),
+                ("gpu_runtime", c_uint)]
 
 
 _state = {"lib": None, "omp": None, "error": None, "engine": None, "stream": None, "forked": False}
@@ -99,6 +102,7 @@ def _declare(lib) -> None:
     lib.dnnl_memory_desc_get_size.restype = c_size_t
     lib.dnnl_memory_desc_equal.argtypes = [c_void_p, c_void_p]
     lib.dnnl_memory_desc_equal.restype = c_int
+    lib.dnnl_version.restype = POINTER(Version)
 
 
 def library():
@@ -124,11 +128,7 @@ def library():
 
 def available() -> bool:
     """Whether the oneDNN library loads in this process."""
-    try:
-        library()
-    except OneDNNError:
-        return False
-    return True
+    return not unavailable_reason()
 
 
 def unavailable_reason() -> str:
@@ -140,16 +140,9 @@ def unavailable_reason() -> str:
     return ""
 
 
-class Version(ctypes.Structure):
-    _fields_ = [("major", c_int), ("minor", c_int), ("patch", c_int), ("hash", c_char_p), ("cpu_runtime", c_uint),
-                ("gpu_runtime", c_uint)]
-
-
 def version() -> str:
     """The loaded library's version, e.g. '3.2.0'."""
-    fn = library().dnnl_version
-    fn.restype = POINTER(Version)
-    v = fn().contents
+    v = library().dnnl_version().contents
     return f"{v.major}.{v.minor}.{v.patch}"
 
 
@@ -190,12 +183,6 @@ class Desc:
             check(lib.dnnl_memory_desc_create_with_strides(byref(self.handle), len(shape), dims(shape), F32,
                                                            dims(strides)), "dnnl_memory_desc_create_with_strides")
         self.lib = lib
-
-    @classmethod
-    def of(cls, array: np.ndarray, shape=None) -> "Desc":
-        """The descriptor of a float32 array's memory, seen with logical ``shape`` (default: its own)."""
-        strides = [s // array.itemsize for s in array.strides]
-        return cls(array.shape if shape is None else shape, strides)
 
     def __del__(self):
         if getattr(self, "handle", None):
@@ -253,10 +240,10 @@ def execute(primitive, args: dict) -> None:
 class Primitive:
     """A oneDNN primitive and its descriptor, from a ``dnnl_*_primitive_desc_create`` call."""
 
-    def __init__(self, create: str, *args, keep=()):
+    def __init__(self, create: str, *args):
         lib = library()
         engine, _ = _engine_and_stream()
-        self.lib, self.keep = lib, keep  # keep: descriptors the primitive descriptor was made from
+        self.lib = lib
         self.pd, self.handle = c_void_p(), c_void_p()
         fn = getattr(lib, create)
         if create == "dnnl_reorder_primitive_desc_create":
