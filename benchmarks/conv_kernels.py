@@ -48,7 +48,7 @@ def operands(spec: str):
 
 
 def lucid_row(spec: str, reps: int) -> str:
-    from lucid.ops import conv, conv_onednn
+    from lucid.ops import conv, conv_onednn, onednn
     from lucid.ops.conv import conv_nhwc, conv_window, weight_matrix
 
     xh, w, k, s, p, g = operands(spec)
@@ -57,7 +57,7 @@ def lucid_row(spec: str, reps: int) -> str:
     gemm = [timed(lambda: conv_nhwc(xh, weight_matrix(w, g), window, out_hw), reps),
             timed(lambda: conv.conv_grad_input(gy, w, window, g, xh.shape[1:3]), reps),
             timed(lambda: conv.conv_grad_weight(xh, gy, window, g, w.shape), reps)]
-    if not conv_onednn.enabled():
+    if not onednn.enabled():
         return f"{spec:24s} GEMM {' / '.join(f'{t:.1f}' for t in gemm)}   oneDNN: {conv_onednn.describe()}"
     dnnl = [timed(lambda: conv_onednn.conv_forward(xh, w, None, window, g, out_hw), reps),
             timed(lambda: conv_onednn.conv_grad_input(gy, w, window, g, xh.shape), reps),

@@ -10,7 +10,7 @@ import lucid.nn.functional as F
 from lucid.autograd import Function
 from lucid.autograd.profiler import OVERHEAD, profile
 from lucid.ops import conv as conv_module
-from lucid.ops import conv_onednn
+from lucid.ops import onednn
 from lucid.ops.conv import Conv2d as ConvFn
 
 
@@ -51,9 +51,9 @@ def test_sleeps_are_charged_to_the_op_and_phase():
 @pytest.fixture
 def gemm_path():
     """The GEMM path's convolutions (im2col regions), also where oneDNN is installed."""
-    conv_onednn.set_enabled(False)
+    onednn.set_enabled(False)
     yield
-    conv_onednn.set_enabled(None)
+    onednn.set_enabled(None)
 
 
 def test_nested_regions_are_exclusive_and_patches_are_removed(gemm_path):

@@ -84,9 +84,9 @@ def test_bias_is_added():
 
 @pytest.fixture
 def onednn_on():
-    conv_onednn.set_enabled(True)
+    onednn.set_enabled(True)
     yield
-    conv_onednn.set_enabled(None)
+    onednn.set_enabled(None)
 
 
 @pytest.mark.parametrize("case", ["3x3 stride2 odd", "grouped 8 per group stride2", "1x1 stride2 odd"])
@@ -96,7 +96,7 @@ def test_conv2d_autograd_on_onednn_equals_gemm_path(case, onednn_on):
     x0, w0, b0 = (rng.standard_normal(s).astype(np.float32) for s in (xs, ws, ws[:1]))
     results = []
     for flag in (True, False):
-        conv_onednn.set_enabled(flag)
+        onednn.set_enabled(flag)
         x, w, b = (lucid.tensor(a, requires_grad=True) for a in (x0, w0, b0))
         y = F.conv2d(x, w, b, stride, padding, dilation, groups)
         (y * y).sum().backward()
@@ -115,12 +115,12 @@ def test_which_kernels_run_on_onednn(onednn_on):
                                window, 1, out_hw)
     assert wide == {"forward", "input"}  # the GEMM path's weight gradient is faster from 128 channels
     assert conv_onednn.kernels(x32.astype(np.float64), np.zeros((64, 64, 3, 3)), window, 1, out_hw) == set()
-    conv_onednn.set_enabled(False)
+    onednn.set_enabled(False)
     assert conv_onednn.kernels(x32, np.zeros((64, 64, 3, 3), np.float32), window, 1, out_hw) == set()
 
 
 def test_plans_are_cached_and_bounded():
-    plans = conv_onednn.Plans(capacity=2)
+    plans = onednn.Plans(conv_onednn.ConvPlan, capacity=2)
     window = Window((3, 3), (1, 1), (1, 1), (1, 1))
     first = plans.get((1, 5, 5, 8), (8, 8, 3, 3), 1, window, (5, 5))
     assert plans.get((1, 5, 5, 8), (8, 8, 3, 3), 1, window, (5, 5)) is first
@@ -168,9 +168,9 @@ def test_forked_child_computes_the_same():
     """
     code = (
         "import os, numpy as np, lucid, lucid.ops as F\n"
-        "from lucid.ops import conv_onednn\n"
+        "from lucid.ops import conv_onednn, onednn\n"
         "from lucid.ops.conv import conv_window\n"
-        "conv_onednn.set_enabled(True)\n"
+        "onednn.set_enabled(True)\n"
         "rng = np.random.default_rng(0)\n"
         "x = lucid.tensor(rng.standard_normal((4, 16, 12, 12)).astype(np.float32))\n"
         "w = lucid.tensor(rng.standard_normal((16, 16, 3, 3)).astype(np.float32))\n"

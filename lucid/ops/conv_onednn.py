@@ -6,55 +6,22 @@ the weight gradient back), as PyTorch does for a plain-tensor convolution. The t
 primitives of one convolution shape (forward, input gradient, weight gradient) are built
 once and kept in a ``Plans`` cache.
 
-Used when ``enabled()`` says so (see its docstring); float64 and the GPU always take the
+Used when ``onednn.enabled()`` says so (see its docstring); float64 and the GPU always take the
 GEMM path, which stays the reference the tests compare this one with.
 """
 from __future__ import annotations
-
-import os
-from collections import OrderedDict
 
 import numpy as np
 
 from lucid.ops import onednn
 from lucid.ops.window import Window
 
-_choice = {"enabled": None}  # None: from LUCID_ONEDNN
-
-
-def set_enabled(flag: bool | None) -> None:
-    """Use oneDNN for float32 CPU convolutions (True), never (False), or as LUCID_ONEDNN says (None)."""
-    _choice["enabled"] = flag
-
-
-def enabled() -> bool:
-    """Whether float32 CPU convolutions run on oneDNN.
-
-    ``set_enabled`` decides if it was called; else LUCID_ONEDNN: ``0`` off, ``1`` on (an
-    error naming the reason if the library cannot load), unset or ``auto``: on when the
-    ``onednn`` extra is installed.
-    """
-    flag = _choice["enabled"]
-    if flag is None:
-        env = os.environ.get("LUCID_ONEDNN", "auto").strip().lower()
-        if env not in ("0", "1", "auto", ""):
-            raise ValueError(f"LUCID_ONEDNN must be 0, 1 or auto, got {env!r}")
-        if env == "0":
-            return False
-        if env == "1":
-            onednn.library()  # raises, saying why
-            return True
-        return onednn.available()
-    if flag:
-        onednn.library()
-    return bool(flag)
-
 
 def describe() -> str:
     """Which convolution kernels float32 CPU work gets, for benchmark and log lines."""
-    if not enabled():
+    if not onednn.enabled():
         if onednn.available():
-            return "GEMM path; oneDNN off (LUCID_ONEDNN=0 or set_enabled(False))"
+            return "GEMM path; oneDNN off (LUCID_ONEDNN=0 or onednn.set_enabled(False))"
         return f"GEMM path; {onednn.unavailable_reason()}"
     return f"oneDNN {onednn.version()} where faster, else the GEMM path"
 
@@ -62,14 +29,14 @@ def describe() -> str:
 def kernels(x, weight, window: Window, groups: int, out_hw) -> frozenset:
     """Which of a convolution's kernels ('forward', 'input', 'weight') run on oneDNN; empty: none.
 
-    Only NumPy float32 operands, when ``enabled()``. Per kernel, the faster of oneDNN and the
+    Only NumPy float32 operands, when ``onednn.enabled()``. Per kernel, the faster of oneDNN and the
     GEMM path as measured on ResNet layers (docs/performance.md): oneDNN unless the
     implementation it picks is itself im2col + GEMM (grouped convolutions with 4 channels
     per group); the weight gradient only for grouped convolutions and for at most 64 input
     channels, where oneDNN's weight-gradient kernel is faster (elsewhere the GEMM path's
     is faster by 5-45%). None in a forked child of a process that loaded oneDNN.
     """
-    if not (type(x) is np.ndarray and x.dtype == np.float32 and weight.dtype == np.float32 and enabled()):
+    if not (type(x) is np.ndarray and x.dtype == np.float32 and weight.dtype == np.float32 and onednn.enabled()):
         return frozenset()
     if onednn.forked():  # OpenMP would run on one thread; the GEMM path uses all cores
         return frozenset()
@@ -77,10 +44,10 @@ def kernels(x, weight, window: Window, groups: int, out_hw) -> frozenset:
     return plan_for((n, h, w, c), weight.shape, groups, window, out_hw).kernels
 
 
-def plan_for(x_shape, w_shape, groups: int, window: Window, out_hw, plans: "Plans | None" = None) -> "ConvPlan":
+def plan_for(x_shape, w_shape, groups: int, window: Window, out_hw, plans: "onednn.Plans | None" = None) -> "ConvPlan":
     """The cached ConvPlan that runs a convolution of NHWC ``x_shape`` (strided 1x1: see UNIT)."""
     x_shape, window = _effective(x_shape, window, out_hw)
-    return (PLANS if plans is None else plans).get(x_shape, w_shape, groups, window, out_hw)
+    return (PLANS if plans is None else plans).get(tuple(x_shape), tuple(w_shape), groups, window, tuple(out_hw))
 
 
 def _nhwc_desc(n: int, c: int, h: int, w: int) -> onednn.Desc:
@@ -184,25 +151,7 @@ def _contiguous_strides(shape) -> list[int]:
     return strides[::-1]
 
 
-class Plans:
-    """A bounded cache of ConvPlans by shape (least recently used dropped first)."""
-
-    def __init__(self, capacity: int = 256):
-        self.capacity, self.items = capacity, OrderedDict()
-
-    def get(self, x_shape, w_shape, groups: int, window: Window, out_hw) -> ConvPlan:
-        key = (tuple(x_shape), tuple(w_shape), groups, window, tuple(out_hw))
-        plan = self.items.get(key)
-        if plan is None:
-            plan = self.items[key] = ConvPlan(x_shape, w_shape, groups, window, out_hw)
-            if len(self.items) > self.capacity:
-                self.items.popitem(last=False)
-        else:
-            self.items.move_to_end(key)
-        return plan
-
-
-PLANS = Plans()
+PLANS = onednn.Plans(ConvPlan)
 
 
 # A strided 1x1 convolution runs as a stride-1 one over the input's sampled pixels (the copy
@@ -228,7 +177,7 @@ def _subsampled(xh, window: Window, out_hw):
     return np.ascontiguousarray(xh[:, : ho * sh : sh, : wo * sw : sw])
 
 
-def conv_forward(xh, weight, bias, window: Window, groups: int, out_hw, plans: Plans = PLANS):
+def conv_forward(xh, weight, bias, window: Window, groups: int, out_hw, plans: onednn.Plans = PLANS):
     """NHWC (N, Ho, Wo, O) output of the convolution of contiguous NHWC ``xh``."""
     plan = plan_for(xh.shape, weight.shape, groups, window, out_hw, plans)
     if _strided_pointwise(window):
@@ -243,7 +192,7 @@ def conv_forward(xh, weight, bias, window: Window, groups: int, out_hw, plans: P
     return out
 
 
-def conv_grad_input(gy, weight, window: Window, groups: int, x_shape, plans: Plans = PLANS):
+def conv_grad_input(gy, weight, window: Window, groups: int, x_shape, plans: onednn.Plans = PLANS):
     """dL/dinput as contiguous NHWC ``x_shape`` from contiguous NHWC ``gy``."""
     plan = plan_for(x_shape, weight.shape, groups, window, gy.shape[1:3], plans)
     prim = plan.data
@@ -259,7 +208,7 @@ def conv_grad_input(gy, weight, window: Window, groups: int, x_shape, plans: Pla
     return full
 
 
-def conv_grad_weight(xh, gy, window: Window, groups: int, w_shape, plans: Plans = PLANS):
+def conv_grad_weight(xh, gy, window: Window, groups: int, w_shape, plans: onednn.Plans = PLANS):
     """dL/dweight, a new contiguous (O, Cg, kh, kw) array."""
     plan = plan_for(xh.shape, w_shape, groups, window, gy.shape[1:3], plans)
     if _strided_pointwise(window):

@@ -1,20 +1,23 @@
 """oneDNN (the library PyTorch's CPU convolutions run on) through its C API, with ctypes.
 
 Optional: installed by the ``onednn`` extra (the ``onednn-cpu-gomp`` wheel, Linux x86-64),
-used for float32 convolutions on the CPU when present (see ``lucid.ops.conv_onednn``).
-Nothing here runs at import: the library is loaded on the first call of ``library()``.
+used for float32 convolutions and batch norm on the CPU when present and ``enabled()``
+(see ``lucid.ops.conv_onednn`` and ``lucid.ops.norm_onednn``). Nothing here runs at
+import: the library is loaded on the first call of ``library()``.
 
 ``execute`` hands NumPy arrays' own buffers to oneDNN (no copies); a ``Desc`` is an owned
 memory descriptor and a ``Primitive`` a primitive descriptor plus its primitive, created
-once per shape and cached by the caller. Every C call's status is checked: a failure
-raises ``OneDNNError`` naming the call.
+once per shape and kept in a ``Plans`` cache by the caller. Every C call's status is
+checked: a failure raises ``OneDNNError`` naming the call.
 """
 from __future__ import annotations
 
 import ctypes
 import os
 import threading
-from ctypes import POINTER, byref, c_char_p, c_int, c_int64, c_size_t, c_uint, c_void_p
+from collections import OrderedDict
+from ctypes import POINTER, byref, c_char_p, c_float, c_int, c_int64, c_size_t, c_uint, c_void_p
+from typing import Callable
 
 MAX_NDIMS = 12
 Dims = c_int64 * MAX_NDIMS
@@ -24,11 +27,15 @@ TAG_ANY = 1
 CPU = 1
 STREAM_IN_ORDER = 1
 FORWARD_TRAINING = 64
+FORWARD_INFERENCE = 96
+BACKWARD = 128
 CONVOLUTION_DIRECT = 1
 QUERY_IMPL_INFO = 8
-QUERY = {"src": 129, "diff_src": 130, "weights": 131, "diff_weights": 132, "dst": 133, "diff_dst": 134}
-ARG = {"src": 1, "dst": 17, "weights": 33, "bias": 41, "diff_src": 129, "diff_dst": 145,
-       "diff_weights": 161, "diff_bias": 169, "from": 1, "to": 17}
+QUERY = {"src": 129, "diff_src": 130, "weights": 131, "diff_weights": 132, "dst": 133, "diff_dst": 134,
+         "workspace": 135}
+ARG = {"src": 1, "dst": 17, "weights": 33, "bias": 41, "mean": 49, "variance": 50, "scale": 51, "shift": 52,
+       "workspace": 64, "diff_src": 129, "diff_dst": 145, "diff_weights": 161, "diff_bias": 169,
+       "diff_scale": 255, "diff_shift": 256, "from": 1, "to": 17}
 DISTRIBUTION = "onednn-cpu-gomp"
 
 
@@ -46,6 +53,7 @@ class Version(ctypes.Structure):
 
 
 _state = {"lib": None, "omp": None, "error": None, "engine": None, "stream": None, "forked": False}
+_choice = {"enabled": None}  # None: from LUCID_ONEDNN
 _lock = threading.Lock()
 _local = threading.local()  # .threads: the OpenMP thread count last set in this thread
 
@@ -86,6 +94,10 @@ def _declare(lib) -> None:
         ("dnnl_convolution_backward_weights_primitive_desc_create",
          [POINTER(c_void_p), c_void_p, c_int, c_void_p, c_void_p, c_void_p, c_void_p, Dims, Dims, Dims,
           Dims, c_void_p, c_void_p]),
+        ("dnnl_batch_normalization_forward_primitive_desc_create",
+         [POINTER(c_void_p), c_void_p, c_int, c_void_p, c_void_p, c_float, c_uint, c_void_p]),
+        ("dnnl_batch_normalization_backward_primitive_desc_create",
+         [POINTER(c_void_p), c_void_p, c_int, c_void_p, c_void_p, c_void_p, c_float, c_uint, c_void_p, c_void_p]),
         ("dnnl_reorder_primitive_desc_create", [POINTER(c_void_p), c_void_p, c_void_p, c_void_p, c_void_p, c_void_p]),
         ("dnnl_primitive_desc_query", [c_void_p, c_int, c_int, c_void_p]),
         ("dnnl_primitive_desc_destroy", [c_void_p]),
@@ -138,6 +150,34 @@ def unavailable_reason() -> str:
     except OneDNNError as e:
         return str(e)
     return ""
+
+
+def set_enabled(flag: bool | None) -> None:
+    """Run float32 CPU convolutions and batch norm on oneDNN (True), never (False), or as LUCID_ONEDNN says (None)."""
+    _choice["enabled"] = flag
+
+
+def enabled() -> bool:
+    """Whether float32 CPU convolutions and batch norm run on oneDNN.
+
+    ``set_enabled`` decides if it was called; else LUCID_ONEDNN: ``0`` off, ``1`` on (an
+    error naming the reason if the library cannot load), unset or ``auto``: on when the
+    ``onednn`` extra is installed.
+    """
+    flag = _choice["enabled"]
+    if flag is None:
+        env = os.environ.get("LUCID_ONEDNN", "auto").strip().lower()
+        if env not in ("0", "1", "auto", ""):
+            raise ValueError(f"LUCID_ONEDNN must be 0, 1 or auto, got {env!r}")
+        if env == "0":
+            return False
+        if env == "1":
+            library()  # raises, saying why
+            return True
+        return available()
+    if flag:
+        library()
+    return bool(flag)
 
 
 def version() -> str:
@@ -276,3 +316,20 @@ class Primitive:
                 lib.dnnl_primitive_destroy(self.handle)
             if self.pd:
                 lib.dnnl_primitive_desc_destroy(self.pd)
+
+
+class Plans:
+    """A bounded cache of plans (a shape's primitives) built by ``build(*key)``; least recently used dropped first."""
+
+    def __init__(self, build: Callable, capacity: int = 256):
+        self.build, self.capacity, self.items = build, capacity, OrderedDict()
+
+    def get(self, *key):
+        plan = self.items.get(key)
+        if plan is None:
+            plan = self.items[key] = self.build(*key)
+            if len(self.items) > self.capacity:
+                self.items.popitem(last=False)
+        else:
+            self.items.move_to_end(key)
+        return plan
