@@ -13,6 +13,8 @@ keep spinning on the cores for milliseconds after they finish, which would
 otherwise slow whichever library runs next.
 PyTorch runs with channels-last (NHWC) memory, lucid's activation layout, and
 with plain NCHW memory; the ratio is lucid's time over the faster of the two.
+Where oneDNN is installed, lucid also runs with it switched off (the NumPy / GEMM
+path alone), which shows what oneDNN buys per kernel.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import lucid
 from lucid import ops
 from lucid.autograd import Function
+from lucid.ops import onednn
 from lucid.ops.layout import from_nhwc
 
 try:
@@ -63,6 +66,21 @@ CASES = {
         (16, 64, 56, 56), [(64,), (64,)],
         lambda x, w, b: ops.batch_norm(x, None, None, w, b, training=True),
         lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+    ),
+    "batch_norm+relu train 256ch 56x56 b8": (
+        (8, 256, 56, 56), [(256,), (256,)],
+        lambda x, w, b: ops.batch_norm(x, None, None, w, b, training=True, relu=True),
+        lambda x, w, b: F.relu(F.batch_norm(x, None, None, w, b, training=True)),
+    ),
+    "batch_norm train 2048ch 7x7 b8": (
+        (8, 2048, 7, 7), [(2048,), (2048,)],
+        lambda x, w, b: ops.batch_norm(x, None, None, w, b, training=True),
+        lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+    ),
+    "batch_norm eval 256ch 56x56 b16": (
+        (16, 256, 56, 56), [(256,), (256,)],
+        lambda x, w, b: ops.batch_norm(x, np.zeros(256, np.float32), np.ones(256, np.float32), w, b),
+        lambda x, w, b: F.batch_norm(x, torch.zeros(256), torch.ones(256), w, b),
     ),
     "relu 64ch 56x56 b16": (
         (16, 64, 56, 56), [],
@@ -116,6 +134,14 @@ def torch_step(fn, tensors, gy_holder):
     y.backward(gy_holder[0])
 
 
+def without_onednn(step) -> None:
+    onednn.set_enabled(False)
+    try:
+        step()
+    finally:
+        onednn.set_enabled(None)
+
+
 def timed(step) -> float:
     start = time.perf_counter()
     step()
@@ -140,6 +166,9 @@ def run_case(name, repeats: int, rng, gap: float):
     arrays = [x] + extra
     lucid_gy = [None]
     steps = [("lucid", lambda: lucid_step(lucid_fn, arrays, lucid_gy))]
+    if onednn.enabled():
+        plain_gy = [None]
+        steps.append(("lucid_plain", lambda: without_onednn(lambda: lucid_step(lucid_fn, arrays, plain_gy))))
     if torch is not None:
         t_cl = [torch.from_numpy(np.ascontiguousarray(a)).requires_grad_() for a in arrays]
         t_cl[0] = t_cl[0].detach().to(memory_format=torch.channels_last).requires_grad_()
@@ -172,13 +201,17 @@ def main(argv=None) -> None:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     else:
         print("torch not importable: lucid figures only")
-    header = f"{'case (fwd+bwd ms: median / min)':38s} {'lucid':>15s}"
+    plain = onednn.enabled()
+    print(f"oneDNN: {'on (lucid w/o oneDNN: the same kernels with it off)' if plain else 'off'}")
+    header = f"{'case (fwd+bwd ms: median / min)':38s} {'lucid':>15s}" + (f" {'lucid w/o oneDNN':>16s}" if plain else "")
     if torch is not None:
         header += f" {'torch NHWC':>15s} {'torch NCHW':>15s} {'ratio vs best torch':>20s}"
     print(header)
     for name in names:
         r = run_case(name, args.repeats, rng, args.gap)
         line = f"{name:38s} {r['lucid'][0]:7.2f} /{r['lucid'][1]:6.2f}"
+        if plain:
+            line += f"  {r['lucid_plain'][0]:7.2f} /{r['lucid_plain'][1]:6.2f}"
         if torch is not None:
             best = [min(r["torch"][i], r["torch_nchw"][i]) for i in (0, 1)]
             line += f" {r['torch'][0]:7.2f} /{r['torch'][1]:6.2f} {r['torch_nchw'][0]:7.2f} /{r['torch_nchw'][1]:6.2f}"

@@ -178,9 +178,10 @@ def lucid_worker(args) -> None:
                         fn()
         return prof.table()
 
-    from lucid.ops import conv_onednn
+    from lucid.ops import conv_onednn, onednn
 
-    blas = f"{blas_kernels()}; convolutions: {conv_onednn.describe()}"
+    norm = f"oneDNN {onednn.version()}" if onednn.enabled() else "NumPy"
+    blas = f"{blas_kernels()}; convolutions: {conv_onednn.describe()}; batch norm: {norm}"
     serve(step, {"arch": arch, "blas": blas, "base_rss_mb": base_rss, "setup_rss_mb": rss_mb(),
                  "params": sum(p.numel() for p in model.parameters())}, profile_steps)
 
