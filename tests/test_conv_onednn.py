@@ -110,10 +110,11 @@ def test_which_kernels_run_on_onednn(onednn_on):
     x32 = np.zeros((2, 64, 8, 8), np.float32)
     window, out_hw = conv_window((8, 8), (3, 3), 1, 1, 1)
     dense = conv_onednn.kernels(x32, np.zeros((64, 64, 3, 3), np.float32), window, 1, out_hw)
-    assert dense == {"forward", "input", "weight"}
-    wide = conv_onednn.kernels(np.zeros((2, 128, 8, 8), np.float32), np.zeros((128, 128, 3, 3), np.float32),
-                               window, 1, out_hw)
-    assert wide == {"forward", "input"}  # the GEMM path's weight gradient is faster from 128 channels
+    assert dense == {"forward", "input"}  # the GEMM path's weight gradient is faster
+    two_groups = conv_onednn.kernels(x32, np.zeros((64, 32, 3, 3), np.float32), window, 2, out_hw)
+    assert two_groups == {"forward", "input"}
+    many_groups = conv_onednn.kernels(x32, np.zeros((64, 8, 3, 3), np.float32), window, 8, out_hw)
+    assert many_groups == {"forward", "input", "weight"}
     assert conv_onednn.kernels(x32.astype(np.float64), np.zeros((64, 64, 3, 3)), window, 1, out_hw) == set()
     onednn.set_enabled(False)
     assert conv_onednn.kernels(x32, np.zeros((64, 64, 3, 3), np.float32), window, 1, out_hw) == set()

@@ -26,15 +26,19 @@ def describe() -> str:
     return f"oneDNN {onednn.version()} where faster, else the GEMM path"
 
 
+MANY_GROUPS = 8  # from here on the weight gradient runs on oneDNN (see kernels())
+
+
 def kernels(x, weight, window: Window, groups: int, out_hw) -> frozenset:
     """Which of a convolution's kernels ('forward', 'input', 'weight') run on oneDNN; empty: none.
 
     Only NumPy float32 operands, when ``onednn.enabled()``. Per kernel, the faster of oneDNN and the
     GEMM path as measured on ResNet layers (docs/performance.md): oneDNN unless the
     implementation it picks is itself im2col + GEMM (grouped convolutions with 4 channels
-    per group); the weight gradient only for grouped convolutions and for at most 64 input
-    channels, where oneDNN's weight-gradient kernel is faster (elsewhere the GEMM path's
-    is faster by 5-45%). None in a forked child of a process that loaded oneDNN.
+    per group); the weight gradient only from MANY_GROUPS groups on (ResNeXt, depthwise),
+    where the GEMM path's batched small GEMMs are 1.2-3x slower. Elsewhere (dense, and
+    ResNeSt's 2 groups) the GEMM path's weight gradient is 1.1-2x faster than oneDNN 3.2's
+    AVX2 kernel. None in a forked child of a process that loaded oneDNN.
     """
     if not (type(x) is np.ndarray and x.dtype == np.float32 and weight.dtype == np.float32 and onednn.enabled()):
         return frozenset()
@@ -88,7 +92,7 @@ class ConvPlan:
                 chosen.add("forward")
             if "gemm" not in self.data.implementation():
                 chosen.add("input")
-            if (self.groups > 1 or self.w_shape[1] <= 64) and "gemm" not in self.weights.implementation():
+            if self.groups >= MANY_GROUPS and "gemm" not in self.weights.implementation():
                 chosen.add("weight")
             self._kernels = frozenset(chosen)
         return self._kernels
