@@ -64,7 +64,8 @@ def lucid_row(spec: str, reps: int) -> str:
             timed(lambda: conv_onednn.conv_grad_weight(xh, gy, window, g, w.shape), reps)]
     chosen = conv_onednn.kernels(xh.transpose(0, 3, 1, 2), w, window, g, out_hw)
     plan = conv_onednn.plan_for(xh.shape, w.shape, g, window, out_hw)
-    impl = "/".join(p.implementation() for p in (plan.forward, plan.data, plan.weights))
+    forward = plan.forward.implementation() if plan.paired is None else f"{plan.paired.forward.implementation()} (groups paired)"
+    impl = "/".join([forward] + [p.implementation() for p in (plan.data, plan.weights)])
     cells = []
     for kind, a, b in zip(("forward", "input", "weight"), gemm, dnnl):
         cells.append(f"{a:.1f}{'' if kind in chosen else '*'} | {b:.1f}{'*' if kind in chosen else ''}")

@@ -79,7 +79,7 @@ CASES = {
     ),
     "batch_norm eval 256ch 56x56 b16": (
         (16, 256, 56, 56), [(256,), (256,)],
-        lambda x, w, b: ops.batch_norm(x, np.zeros(256, np.float32), np.ones(256, np.float32), w, b),
+        lambda x, w, b: ops.batch_norm(x, lucid.zeros(256), lucid.ones(256), w, b),
         lambda x, w, b: F.batch_norm(x, torch.zeros(256), torch.ones(256), w, b),
     ),
     "relu 64ch 56x56 b16": (

@@ -29,6 +29,8 @@ CASES = {
     "1x1 stride2 odd": ((3, 12, 9, 11), (24, 12, 1, 1), 2, 0, 1, 1),
     "7x7 stride2 pad3 stem": ((2, 3, 17, 17), (8, 3, 7, 7), 2, 3, 1, 1),
     "grouped 4 per group": ((2, 64, 8, 8), (64, 2, 3, 3), 1, 1, 1, 32),
+    "grouped 4 per group, groups paired": ((2, 64, 10, 9), (64, 4, 3, 3), 1, 1, 1, 16),
+    "grouped 4 per group, paired, stride2 bias-free odd": ((3, 32, 11, 11), (48, 4, 3, 3), 2, 1, 1, 8),
     "grouped 8 per group stride2": ((2, 64, 9, 9), (64, 8, 3, 3), 2, 1, 1, 8),
     "depthwise": ((2, 32, 8, 8), (32, 1, 3, 3), 1, 1, 1, 32),
     "dilation2 groups2": ((1, 6, 9, 9), (6, 3, 3, 3), 1, 2, 2, 2),
@@ -118,6 +120,34 @@ def test_which_kernels_run_on_onednn(onednn_on):
     assert conv_onednn.kernels(x32.astype(np.float64), np.zeros((64, 64, 3, 3)), window, 1, out_hw) == set()
     onednn.set_enabled(False)
     assert conv_onednn.kernels(x32, np.zeros((64, 64, 3, 3), np.float32), window, 1, out_hw) == set()
+
+
+def test_four_channels_per_group_run_with_groups_paired(onednn_on):
+    """oneDNN 3.2 runs 4 channels per group as im2col + GEMM; the forward merges pairs of groups instead."""
+    window, out_hw = conv_window((8, 8), (3, 3), 1, 1, 1)
+    plan = conv_onednn.plan_for((2, 8, 8, 128), (128, 4, 3, 3), 32, window, out_hw)
+    assert "gemm" in plan.forward.implementation() and "gemm" not in plan.paired.forward.implementation()
+    assert "forward" in conv_onednn.kernels(np.zeros((2, 128, 8, 8), np.float32), np.zeros((128, 4, 3, 3), np.float32),
+                                            window, 32, out_hw)
+    dense = conv_onednn.plan_for((2, 8, 8, 64), (64, 64, 3, 3), 1, window, out_hw)
+    assert dense.paired is None
+    w = np.random.default_rng(0).standard_normal((12, 2, 1, 1))  # 6 groups: outputs 2 per group, inputs 2 per group
+    merged = conv_onednn.paired_weight(w, 6)
+    assert merged.shape == (12, 4, 1, 1)
+    for o in range(12):
+        half = (o // 2) % 2  # output o is in group o // 2, the first or second of its pair
+        expected = np.zeros(4)
+        expected[2 * half: 2 * half + 2] = w[o, :, 0, 0]
+        np.testing.assert_array_equal(merged[o, :, 0, 0], expected)
+
+
+def test_grouped_conv2d_with_bias_through_paired_groups(onednn_on):
+    rng = np.random.default_rng(4)
+    x0, w0, b0 = (rng.standard_normal(s).astype(np.float32) for s in ((2, 64, 9, 9), (64, 4, 3, 3), (64,)))
+    got = F.conv2d(lucid.tensor(x0), lucid.tensor(w0), lucid.tensor(b0), 1, 1, 1, 16).data
+    onednn.set_enabled(False)
+    ref = F.conv2d(lucid.tensor(x0), lucid.tensor(w0), lucid.tensor(b0), 1, 1, 1, 16).data
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
 
 
 def test_plans_are_cached_and_bounded():

@@ -35,7 +35,8 @@ def kernels(x, weight, window: Window, groups: int, out_hw) -> frozenset:
     Only NumPy float32 operands, when ``onednn.enabled()``. Per kernel, the faster of oneDNN and the
     GEMM path as measured on ResNet layers (docs/performance.md): oneDNN unless the
     implementation it picks is itself im2col + GEMM (grouped convolutions with 4 channels
-    per group); the weight gradient only from MANY_GROUPS groups on (ResNeXt, depthwise),
+    per group: their forward runs with pairs of groups merged, see ``ConvPlan.paired``);
+    the weight gradient only from MANY_GROUPS groups on (ResNeXt, depthwise),
     where the GEMM path's batched small GEMMs are 1.2-3x slower. Elsewhere (dense, and
     ResNeSt's 2 groups) the GEMM path's weight gradient is 1.1-2x faster than oneDNN 3.2's
     AVX2 kernel. None in a forked child of a process that loaded oneDNN.
@@ -65,6 +66,7 @@ class ConvPlan:
         n, h, w, c = x_shape
         o, cg, kh, kw = w_shape
         self.groups, self.w_shape = groups, w_shape
+        self.x_shape, self.window, self.out_hw = x_shape, window, out_hw
         wdims = (o, cg, kh, kw) if groups == 1 else (groups, o // groups, cg, kh, kw)
         self.plain_w = onednn.Desc(wdims, _contiguous_strides(wdims))
         self.src = _nhwc_desc(n, c, h, w)
@@ -81,14 +83,14 @@ class ConvPlan:
         self.forward = self._forward_primitive(None)
         self.bias = self._biased = self._data = self._weights = None
         self._reorders = {}
-        self._kernels = None
+        self._kernels = self._paired = None
 
     @property
     def kernels(self) -> frozenset:
         """The kernels worth running on oneDNN for this shape (see ``kernels()``)."""
         if self._kernels is None:
             chosen = set()
-            if "gemm" not in self.forward.implementation():
+            if "gemm" not in self.forward.implementation() or self.paired is not None:
                 chosen.add("forward")
             if "gemm" not in self.data.implementation():
                 chosen.add("input")
@@ -96,6 +98,23 @@ class ConvPlan:
                 chosen.add("weight")
             self._kernels = frozenset(chosen)
         return self._kernels
+
+    @property
+    def paired(self) -> "ConvPlan | None":
+        """This convolution with each two neighbouring groups merged (see ``paired_weight``), or None.
+
+        Only where oneDNN runs this forward as im2col + GEMM and the merged one directly:
+        oneDNN 3.2 has no direct kernel for 4 channels per group (ResNeXt's first stage),
+        and the merged convolution does twice the multiply-adds at about 4x the speed.
+        """
+        if self._paired is None:
+            self._paired = False
+            if self.groups % 2 == 0 and "gemm" in self.forward.implementation():
+                o, cg, kh, kw = self.w_shape
+                merged = ConvPlan(self.x_shape, (o, 2 * cg, kh, kw), self.groups // 2, self.window, self.out_hw)
+                if "gemm" not in merged.forward.implementation():
+                    self._paired = merged
+        return self._paired or None
 
     def _forward_primitive(self, bias):
         return onednn.Primitive(
@@ -181,9 +200,25 @@ def _subsampled(xh, window: Window, out_hw):
     return np.ascontiguousarray(xh[:, : ho * sh : sh, : wo * sw : sw])
 
 
+def paired_weight(weight, groups: int):
+    """(O, 2*Cg, kh, kw) weights of ``groups // 2`` groups, each two neighbouring groups' blocks on its diagonal.
+
+    The convolution with them equals the original one: each output still sums its own
+    group's inputs, the other half of its new group's inputs meets zeros.
+    """
+    o, cg, kh, kw = weight.shape
+    blocks = weight.reshape(groups // 2, 2, o // groups, cg, kh, kw)
+    out = np.zeros((groups // 2, 2, o // groups, 2, cg, kh, kw), weight.dtype)
+    for i in (0, 1):
+        out[:, i, :, i] = blocks[:, i]
+    return out.reshape(o, 2 * cg, kh, kw)
+
+
 def conv_forward(xh, weight, bias, window: Window, groups: int, out_hw, plans: onednn.Plans = PLANS):
     """NHWC (N, Ho, Wo, O) output of the convolution of contiguous NHWC ``xh``."""
     plan = plan_for(xh.shape, weight.shape, groups, window, out_hw, plans)
+    if plan.paired is not None:
+        plan, weight = plan.paired, paired_weight(weight, groups)
     if _strided_pointwise(window):
         xh = _subsampled(xh, window, out_hw)
     prim = plan.forward if bias is None else plan.biased
