@@ -164,6 +164,12 @@ def test_bad_input(call, message):
         call(lucid.zeros(2, 3, 4, 4))
 
 
+def test_running_statistics_must_be_tensors():
+    """A NumPy array there used to fail deep inside with an AttributeError (its .data is a memoryview)."""
+    with pytest.raises(TypeError, match=r"running_var must be a Tensor .* got ndarray; wrap an array with lucid.tensor"):
+        F.batch_norm(lucid.zeros(2, 3, 4, 4), lucid.zeros(3), np.ones(3, np.float32))
+
+
 def test_matches_torch_when_available():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(6)

@@ -402,9 +402,15 @@ def batch_norm(
     for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
         if t is not None and tuple(t.shape) != (c,):
             raise ValueError(f"{op}: {name} of shape {tuple(t.shape)} does not match input of shape {tuple(input.shape)} ({c} channels)")
+    from lucid.tensor import Tensor  # lucid.tensor imports the ops: not at module level
+
+    for name, t in (("running_mean", running_mean), ("running_var", running_var)):
+        if t is not None and not isinstance(t, Tensor):
+            raise TypeError(f"{op}: {name} must be a Tensor (it is updated in place) or None, got {type(t).__name__}; "
+                            "wrap an array with lucid.tensor(...)")
     if not training and (running_mean is None or running_var is None):
         raise ValueError(f"{op}: running_mean and running_var must be given in evaluation mode")
-    running = [getattr(t, "data", t) for t in (running_mean, running_var)]
+    running = [None if t is None else t.data for t in (running_mean, running_var)]
     return BatchNorm.apply(
         input,
         weight,

@@ -32,7 +32,7 @@ class NormPlan:
     def __init__(self, m: int, c: int, eps: float, relu: bool, training: bool):
         self.rows = onednn.Desc((m, c, 1, 1), (c, 1, c, c))
         self.stat = onednn.Desc((c,), (1,))
-        self.eps, self.c = eps, c
+        self.eps = eps
         self.flags = USE_SCALE | USE_SHIFT | (FUSE_RELU if relu else 0) | (0 if training else USE_GLOBAL_STATS)
         kind = onednn.FORWARD_TRAINING if training else onednn.FORWARD_INFERENCE
         self.forward = onednn.Primitive("dnnl_batch_normalization_forward_primitive_desc_create", kind,
