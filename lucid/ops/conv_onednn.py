@@ -41,9 +41,7 @@ def kernels(x, weight, window: Window, groups: int, out_hw) -> frozenset:
     ResNeSt's 2 groups) the GEMM path's weight gradient is 1.1-2x faster than oneDNN 3.2's
     AVX2 kernel. None in a forked child of a process that loaded oneDNN.
     """
-    if not (type(x) is np.ndarray and x.dtype == np.float32 and weight.dtype == np.float32 and onednn.enabled()):
-        return frozenset()
-    if onednn.forked():  # OpenMP would run on one thread; the GEMM path uses all cores
+    if not (type(x) is np.ndarray and x.dtype == np.float32 and weight.dtype == np.float32 and onednn.runnable()):
         return frozenset()
     n, c, h, w = x.shape
     return plan_for((n, h, w, c), weight.shape, groups, window, out_hw).kernels

@@ -23,7 +23,7 @@ USE_GLOBAL_STATS, USE_SCALE, USE_SHIFT, FUSE_RELU = 0x1, 0x2, 0x4, 0x8
 def usable(rows, stats_reduce) -> bool:
     """Whether batch norm of ``rows`` runs on oneDNN (see the module docstring); never in a forked child."""
     return (type(rows) is np.ndarray and rows.dtype == np.float32 and rows.ndim == 2 and rows.flags.c_contiguous
-            and stats_reduce is None and onednn.enabled() and not onednn.forked())
+            and stats_reduce is None and onednn.runnable())
 
 
 class NormPlan:

@@ -180,6 +180,11 @@ def enabled() -> bool:
     return bool(flag)
 
 
+def runnable() -> bool:
+    """Whether new work goes to oneDNN here: ``enabled()`` and not in a forked child (see ``forked``)."""
+    return enabled() and not forked()
+
+
 def version() -> str:
     """The loaded library's version, e.g. '3.2.0'."""
     v = library().dnnl_version().contents
