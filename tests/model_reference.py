@@ -8,11 +8,18 @@ Per model the npz holds the train-mode output and the eval-mode output after tha
 in full, and a SHA-256 (``digest/...``) of the gradients of ``(out * probe).sum()`` with
 respect to the input and each parameter and of each buffer after the step. Weights,
 input and probe are drawn from seeded NumPy generators (``weights``, ``run``).
+
+Bits are a property of the machine too: another CPU's OpenBLAS kernel or NumPy SIMD loops
+sum in another order. So each gradient and buffer also has a ``projection/...`` (see
+``projection``), added at a commit whose models were bit-identical to the stored digests
+on the machine that computed them; the test compares bits on a machine with that one's
+kernels (``REFERENCE_MACHINE``), and outputs and projections to 1e-9 everywhere.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import zlib
 
 import numpy as np
 
@@ -77,6 +84,32 @@ def digest(a: np.ndarray) -> str:
     return hashlib.sha256(str(a.dtype).encode() + str(a.shape).encode() + a.tobytes()).hexdigest()
 
 
+# The kernels of the machine that computed the stored digests (AMD EPYC Zen 3).
+REFERENCE_MACHINE = "openblas Haswell, numpy AVX2"
+
+
+def machine() -> str:
+    """The kernels that decide this machine's float64 bits: OpenBLAS's, and NumPy's SIMD loops."""
+    from threadpoolctl import threadpool_info
+
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # NumPy 1.x
+        from numpy.core._multiarray_umath import __cpu_features__
+    blas = sorted({i.get("architecture") or "?" for i in threadpool_info() if i.get("internal_api") == "openblas"})
+    return f"openblas {'/'.join(blas)}, numpy {'AVX512' if __cpu_features__.get('AVX512_SKX') else 'AVX2'}"
+
+
+def projection(a: np.ndarray, key: str) -> np.ndarray:
+    """(sum of squares, dot product with a standard normal vector seeded by ``key``, the bound
+    |a| |probe| of that product) of ``a``: numbers that any change of ``a`` beyond rounding
+    moves, compared with a tolerance (relative to the bound for the dot product, which may
+    cancel) where the bits cannot be (another CPU's BLAS and NumPy kernels round differently)."""
+    flat = np.asarray(a, np.float64).ravel()
+    probe = np.random.default_rng(zlib.crc32(key.encode())).standard_normal(flat.size)
+    return np.array([flat @ flat, flat @ probe, np.sqrt((flat @ flat) * (probe @ probe))])
+
+
 def run(name: str) -> dict[str, np.ndarray]:
     """Build ``name``, load its seeded weights, do one train-mode step and one eval forward."""
     model, naming = build(name)
@@ -88,11 +121,13 @@ def run(name: str) -> dict[str, np.ndarray]:
     inp = lucid.tensor(x, requires_grad=True)
     out = model(inp)
     (out * lucid.tensor(probe)).sum().backward()
-    result = {"train_out": out.detach().numpy(), "digest/grad_input": np.array(digest(inp.grad.numpy()))}
-    for key, p in model.named_parameters():
-        result[f"digest/grad/{key}"] = np.array(digest(p.grad.numpy()))
-    for key, b in model.named_buffers():
-        result[f"digest/buffer/{key}"] = np.array(digest(np.asarray(b.numpy())))
+    result = {"train_out": out.detach().numpy()}
+    arrays = {"grad_input": inp.grad.numpy()}
+    arrays.update({f"grad/{key}": p.grad.numpy() for key, p in model.named_parameters()})
+    arrays.update({f"buffer/{key}": np.asarray(b.numpy()) for key, b in model.named_buffers()})
+    for key, a in arrays.items():
+        result[f"digest/{key}"] = np.array(digest(a))
+        result[f"projection/{key}"] = projection(a, key)
     model.eval()
     with lucid.no_grad():
         result["eval_out"] = model(lucid.tensor(x)).numpy()
