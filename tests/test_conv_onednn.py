@@ -111,10 +111,11 @@ def test_conv2d_autograd_on_onednn_equals_gemm_path(case, onednn_on):
 def test_which_kernels_run_on_onednn(onednn_on):
     x32 = np.zeros((2, 64, 8, 8), np.float32)
     window, out_hw = conv_window((8, 8), (3, 3), 1, 1, 1)
+    avx512 = "avx512" in conv_onednn.plan_for((2, 8, 8, 64), (64, 64, 3, 3), 1, window, out_hw).weights.implementation()
     dense = conv_onednn.kernels(x32, np.zeros((64, 64, 3, 3), np.float32), window, 1, out_hw)
-    assert dense == {"forward", "input"}  # the GEMM path's weight gradient is faster
+    assert dense == {"forward", "input", "weight"} if avx512 else {"forward", "input"}
     two_groups = conv_onednn.kernels(x32, np.zeros((64, 32, 3, 3), np.float32), window, 2, out_hw)
-    assert two_groups == {"forward", "input"}
+    assert two_groups == dense
     many_groups = conv_onednn.kernels(x32, np.zeros((64, 8, 3, 3), np.float32), window, 8, out_hw)
     assert many_groups == {"forward", "input", "weight"}
     assert conv_onednn.kernels(x32.astype(np.float64), np.zeros((64, 64, 3, 3)), window, 1, out_hw) == set()
@@ -122,11 +123,23 @@ def test_which_kernels_run_on_onednn(onednn_on):
     assert conv_onednn.kernels(x32, np.zeros((64, 64, 3, 3), np.float32), window, 1, out_hw) == set()
 
 
+def test_weight_gradient_rule():
+    """oneDNN's AVX-512 weight gradients always; its AVX2 one from MANY_GROUPS groups; never its GEMM."""
+    rule = conv_onednn.weight_on_onednn
+    assert rule(1, "jit:avx512_core") and rule(2, "jit_1x1:avx512_core") and rule(32, "jit:avx512_core")
+    assert not rule(1, "jit:avx2") and not rule(conv_onednn.MANY_GROUPS - 1, "jit:avx2")
+    assert rule(conv_onednn.MANY_GROUPS, "jit:avx2")
+    assert not rule(32, "gemm:jit") and not rule(1, "gemm:jit:avx512_core")
+
+
 def test_four_channels_per_group_run_with_groups_paired(onednn_on):
-    """oneDNN 3.2 runs 4 channels per group as im2col + GEMM; the forward merges pairs of groups instead."""
+    """oneDNN 3.2's AVX2 kernels run 4 channels per group as im2col + GEMM; the forward then merges
+    pairs of groups (its AVX-512 ones have a direct kernel: no pairing)."""
     window, out_hw = conv_window((8, 8), (3, 3), 1, 1, 1)
     plan = conv_onednn.plan_for((2, 8, 8, 128), (128, 4, 3, 3), 32, window, out_hw)
-    assert "gemm" in plan.forward.implementation() and "gemm" not in plan.paired.forward.implementation()
+    merged = conv_onednn.ConvPlan((2, 8, 8, 128), (128, 8, 3, 3), 16, window, out_hw)
+    gemm_only = "gemm" in plan.forward.implementation() and "gemm" not in merged.forward.implementation()
+    assert (plan.paired is not None) == gemm_only
     assert "forward" in conv_onednn.kernels(np.zeros((2, 128, 8, 8), np.float32), np.zeros((128, 4, 3, 3), np.float32),
                                             window, 32, out_hw)
     dense = conv_onednn.plan_for((2, 8, 8, 64), (64, 64, 3, 3), 1, window, out_hw)
@@ -147,6 +160,22 @@ def test_grouped_conv2d_with_bias_through_paired_groups(onednn_on):
     got = F.conv2d(lucid.tensor(x0), lucid.tensor(w0), lucid.tensor(b0), 1, 1, 1, 16).data
     onednn.set_enabled(False)
     ref = F.conv2d(lucid.tensor(x0), lucid.tensor(w0), lucid.tensor(b0), 1, 1, 1, 16).data
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_paired_forward_equals_the_gemm_path(onednn_on, bias):
+    """The merged-groups forward, forced on whatever kernels this CPU's oneDNN has."""
+    rng = np.random.default_rng(5)
+    x0, w0, b0 = (rng.standard_normal(s).astype(np.float32) for s in ((2, 9, 7, 32), (32, 4, 3, 3), (32,)))
+    window, out_hw = conv_window((9, 7), (3, 3), 1, 1, 1)
+    plans = onednn.Plans(conv_onednn.ConvPlan)
+    plan = conv_onednn.plan_for(x0.shape, w0.shape, 8, window, out_hw, plans)
+    plan._paired = conv_onednn.ConvPlan(x0.shape, (32, 8, 3, 3), 4, window, out_hw)
+    got = conv_onednn.conv_forward(x0, w0, b0 if bias else None, window, 8, out_hw, plans)
+    onednn.set_enabled(False)
+    x = lucid.tensor(np.ascontiguousarray(x0.transpose(0, 3, 1, 2)))
+    ref = F.conv2d(x, lucid.tensor(w0), lucid.tensor(b0) if bias else None, 1, 1, 1, 8).data.transpose(0, 2, 3, 1)
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
 
 

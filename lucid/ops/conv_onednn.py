@@ -29,6 +29,20 @@ def describe() -> str:
 MANY_GROUPS = 8  # from here on the weight gradient runs on oneDNN (see kernels())
 
 
+def weight_on_onednn(groups: int, implementation: str) -> bool:
+    """Whether a weight gradient that oneDNN would run with ``implementation`` goes to oneDNN.
+
+    Its AVX-512 kernels beat the GEMM path's weight gradient on every ResNet layer measured
+    (1.1-1.8x, OpenBLAS SkylakeX); its AVX2 kernel loses to it on dense convolutions and
+    ResNeSt's 2 groups (1.1-2x) and wins only from MANY_GROUPS groups on. Never an im2col +
+    GEMM implementation of oneDNN's own. The choice depends on the CPU only, so every rank
+    of a run on one kind of machine computes its gradients with the same kernels.
+    """
+    if "gemm" in implementation:
+        return False
+    return groups >= MANY_GROUPS or "avx512" in implementation
+
+
 def kernels(x, weight, window: Window, groups: int, out_hw) -> frozenset:
     """Which of a convolution's kernels ('forward', 'input', 'weight') run on oneDNN; empty: none.
 
@@ -36,10 +50,8 @@ def kernels(x, weight, window: Window, groups: int, out_hw) -> frozenset:
     GEMM path as measured on ResNet layers (docs/performance.md): oneDNN unless the
     implementation it picks is itself im2col + GEMM (grouped convolutions with 4 channels
     per group: their forward runs with pairs of groups merged, see ``ConvPlan.paired``);
-    the weight gradient only from MANY_GROUPS groups on (ResNeXt, depthwise),
-    where the GEMM path's batched small GEMMs are 1.2-3x slower. Elsewhere (dense, and
-    ResNeSt's 2 groups) the GEMM path's weight gradient is 1.1-2x faster than oneDNN 3.2's
-    AVX2 kernel. None in a forked child of a process that loaded oneDNN.
+    the weight gradient where ``weight_on_onednn`` says (AVX-512 kernels; AVX2 ones only
+    from MANY_GROUPS groups on). None in a forked child of a process that loaded oneDNN.
     """
     if not (type(x) is np.ndarray and x.dtype == np.float32 and weight.dtype == np.float32 and onednn.runnable()):
         return frozenset()
@@ -92,7 +104,7 @@ class ConvPlan:
                 chosen.add("forward")
             if "gemm" not in self.data.implementation():
                 chosen.add("input")
-            if self.groups >= MANY_GROUPS and "gemm" not in self.weights.implementation():
+            if weight_on_onednn(self.groups, self.weights.implementation()):
                 chosen.add("weight")
             self._kernels = frozenset(chosen)
         return self._kernels
