@@ -26,11 +26,18 @@ M_MMAP_MAX = -4
 KEEP_FREED_BYTES = 1 << 40
 
 _done = False
+_applied = False
+
+
+def tuned() -> bool:
+    """Whether ``tune()`` applied the settings in this process (DataLoader worker processes,
+    which start from a fresh interpreter, apply them too when their parent has)."""
+    return _applied
 
 
 def tune() -> bool:
     """Apply the settings once; True when glibc accepted them."""
-    global _done
+    global _done, _applied
     if _done or os.environ.get("LUCID_MALLOC_TUNING", "1") == "0":
         return False
     _done = True
@@ -41,4 +48,5 @@ def tune() -> bool:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     trimmed = mallopt(M_TRIM_THRESHOLD, min(KEEP_FREED_BYTES, 2**31 - 1))
-    return bool(mallopt(M_MMAP_MAX, 0)) and bool(trimmed)
+    _applied = bool(mallopt(M_MMAP_MAX, 0)) and bool(trimmed)
+    return _applied

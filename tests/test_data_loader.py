@@ -188,3 +188,41 @@ def test_argument_errors(dataset):
     with pytest.raises(TypeError, match="picklable"):
         next(iter(DataLoader(dataset, collate_fn=lambda s: s, num_workers=1, worker_mode="process")))
     assert multiprocessing.active_children() == []
+
+
+MALLOC_SCRIPT = """
+import sys
+from lucid import _malloc
+from lucid.data import DataLoader
+
+
+class Tuned:
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return float(i), int(_malloc.tuned())
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "tune":
+        assert _malloc.tune()
+    loader = DataLoader(Tuned(), batch_size=2, num_workers=2, worker_mode="process")
+    print(sorted(int(v) for _, labels in loader for v in labels.numpy()))
+"""
+
+
+@pytest.mark.parametrize("parent", ["tune", "leave"])
+def test_worker_processes_tune_malloc_as_their_parent(tmp_path, parent):
+    """Worker processes start from a fresh interpreter: they apply lucid._malloc's settings
+    themselves when the main process has (as training does), and only then."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "tuned_workers.py"
+    script.write_text(MALLOC_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k != "LUCID_MALLOC_TUNING"}
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.dirname(os.path.abspath(__file__))), env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, str(script), parent], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[-2] == str([1, 1, 1, 1] if parent == "tune" else [0, 0, 0, 0])
