@@ -16,7 +16,7 @@ import safetensors.numpy
 import lucid
 import lucid.distributed as dist
 from lucid.train.config import ConfigError, load_config
-from lucid.train.data_setup import build_val_loader
+from lucid.train.data_setup import batch_normalization, build_val_loader
 from lucid.train.evaluation import evaluate_model
 from lucid.train.model_setup import build_model
 from lucid.version import add_version
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
         print(f"error: {args.weights} does not fit model {cfg.model.name!r}: {exc}", file=sys.stderr)
         return 2
     loader = build_val_loader(cfg.data, cfg.model.num_classes, rank, world, cfg.run.seed, cfg.data.batch_size)
-    stats = evaluate_model(model, loader, device, cfg.run.dtype, cfg.model.num_classes)
+    stats = evaluate_model(model, loader, device, cfg.run.dtype, cfg.model.num_classes, batch_normalization(cfg.data))
     if rank == 0:
         result = {"top1": stats["top1"], "top5": stats["topk"], "loss": stats["loss"], "count": stats["count"]}
         print(json.dumps({"weights": args.weights, **result}))

@@ -13,6 +13,7 @@ from lucid.data.image import IMG_EXTENSIONS, ImageLoadError
 from lucid.data.image_folder import ImageFolder
 from lucid.data.loader import DataLoader
 from lucid.data.mix import Mixup, mix_generator
+from lucid.data.normalize_batch import normalize_batch
 from lucid.data.presets import IMAGENET_MEAN, IMAGENET_STD, PRESETS, imagenet_eval, imagenet_train, preset, register_preset
 from lucid.data.sampler import DistributedSampler
 from lucid.data.seeding import sample_generator
@@ -23,5 +24,5 @@ __all__ = [
     "ArrayDataset", "BadImageWarning", "DataLoader", "Dataset", "DistributedSampler", "IGNORE_INDEX", "IMAGENET_MEAN",
     "IMAGENET_STD", "IMG_EXTENSIONS", "ImageFolder", "ImageLoadError", "LeaveOutUnreadable", "Mixup", "PRESETS",
     "WorkerError", "default_collate", "imagenet_eval", "imagenet_train", "make_fake_image_folder", "mix_generator",
-    "natural_image", "preset", "register_preset", "sample_generator", "transforms",
+    "natural_image", "normalize_batch", "preset", "register_preset", "sample_generator", "transforms",
 ]

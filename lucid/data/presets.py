@@ -84,6 +84,18 @@ def _auto_augment(name: str, num_ops: int, magnitude: int, bins: int) -> list:
     return [TrivialAugmentWide(bins)] if name == "trivialaugmentwide" else []
 
 
+def _finish(steps: list, normalize: bool) -> Compose:
+    """The preset's Compose; with ``normalize=False`` ending in ToArray(uint8) instead of
+    ToArray + Normalize (``Compose.defer_normalize``): bytes, normalised per batch later."""
+    t = Compose(steps)
+    if normalize:
+        return t
+    try:
+        return t.defer_normalize()[0]
+    except ValueError:
+        raise ValueError("normalize=False keeps uint8 bytes: lighting and random_erasing need the float pipeline") from None
+
+
 def _erasing(p: float, scale, ratio, value) -> list:
     """RandomErasing after Normalize when ``p`` > 0 (value None: 0)."""
     return [RandomErasing(p, scale, ratio, 0.0 if value is None else value)] if p else []
@@ -109,6 +121,7 @@ def imagenet_train(
     erasing_scale=(0.02, 0.33),
     erasing_ratio=(0.3, 3.3),
     erasing_value=None,
+    normalize: bool = True,
 ) -> Compose:
     """RandomResizedCrop(size) + horizontal flip (+ optional RandAugment or
     TrivialAugmentWide, ColorJitter and PCA Lighting) + Normalize with the ImageNet
@@ -118,7 +131,8 @@ def imagenet_train(
     filter and enlarged ones bilinearly; it costs about a third less than "bilinear".
     ``auto_augment``: "randaugment" (``ra_num_ops`` ops at bin ``ra_magnitude`` of
     ``magnitude_bins``) or "trivialaugmentwide". ``random_erasing``: its probability;
-    ``erasing_value`` a number, one per channel or "random" (default 0).
+    ``erasing_value`` a number, one per channel or "random" (default 0). ``normalize=False``:
+    uint8 samples, normalised per batch later (see ``_finish``).
     """
     mean, std = _stats(channels, mean, std)
     steps = _head(channels) + [
@@ -132,16 +146,20 @@ def imagenet_train(
     if lighting:
         steps.append(Lighting(lighting))
     steps.append(Normalize(mean, std))
-    return Compose(steps + _erasing(random_erasing, erasing_scale, erasing_ratio, erasing_value))
+    return _finish(steps + _erasing(random_erasing, erasing_scale, erasing_ratio, erasing_value), normalize)
 
 
 @register_preset("imagenet_eval")
-def imagenet_eval(size: int = 224, resize: int = 256, interpolation: str = "bilinear", channels: int = 3, mean=None, std=None) -> Compose:
+def imagenet_eval(
+    size: int = 224, resize: int = 256, interpolation: str = "bilinear", channels: int = 3, mean=None, std=None,
+    normalize: bool = True,
+) -> Compose:
     """Resize the shorter side to ``resize``, take the centre ``size`` crop, Normalize
-    (the two geometric steps run as one resample of just the cropped region)."""
+    (the two geometric steps run as one resample of just the cropped region);
+    ``normalize=False``: uint8 samples, normalised per batch later."""
     mean, std = _stats(channels, mean, std)
     steps = _head(channels) + [Resize(resize, interpolation), CenterCrop(size), ToArray(), Normalize(mean, std)]
-    return Compose(steps)
+    return _finish(steps, normalize)
 
 
 @register_preset("small_train")

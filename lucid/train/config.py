@@ -84,6 +84,9 @@ class DataConfig:
     cutmix_alpha: float = field(default=0.0, metadata=_non_negative())  # Beta(a, a) of CutMix's lambda; 0 = off
     mix_prob: float = field(default=1.0, metadata=_check(lambda v: 0 <= v <= 1, "must be in [0, 1]"))  # per batch
     switch_prob: float = field(default=0.5, metadata=_check(lambda v: 0 <= v <= 1, "must be in [0, 1]"))  # CutMix share
+    # where the images are normalised: "loader" (float32 samples) or "device" (uint8 batches,
+    # normalised after the copy to the run's device: a quarter of the host copy and upload)
+    normalize_on: str = field(default="loader", metadata=_one_of("loader", "device"))
 
 
 @dataclass

@@ -20,15 +20,41 @@ class RunData:
     val_loader: data.DataLoader
     train_sampler: data.DistributedSampler
     num_classes: int
+    normalize: tuple | None = None  # (mean, std) still to apply to the image batches (data.normalize_on = "device")
 
 
-def _dataset(cfg: DataConfig, split: str, num_classes: int, seed: int):
+def _transform(cfg: DataConfig, split: str) -> tuple:
+    """(the split's preset transform, the (mean, std) left to the batch or None)."""
+    key = "train" if split == "train" else "eval"
     name, args = (cfg.train_preset, cfg.train_preset_args) if split == "train" else (cfg.eval_preset, cfg.eval_preset_args)
     try:
         transform = data.preset(name, size=cfg.image_size, channels=cfg.channels, **args)
     except (ValueError, TypeError) as exc:
-        key = "train" if split == "train" else "eval"
         raise ValueError(f"data.{key}_preset_args = {args!r} rejected by transform preset {name!r}: {exc}") from None
+    if cfg.normalize_on == "loader":
+        return transform, None
+    try:
+        return transform.defer_normalize()
+    except (AttributeError, ValueError) as exc:
+        raise ValueError(f"data.normalize_on = 'device' needs data.{key}_preset {name!r} to end in ToArray + Normalize "
+                         f"({exc}); use data.normalize_on = 'loader'") from None
+
+
+def batch_normalization(cfg: DataConfig) -> tuple | None:
+    """The (mean, std) that the run's image batches still need (data.normalize_on = "device"),
+    the same for training and evaluation; None when the loaders normalise."""
+    if cfg.normalize_on == "device" and (cfg.mixup_alpha > 0 or cfg.cutmix_alpha > 0):
+        raise ValueError("data.normalize_on = 'device' does not combine with data.mixup_alpha / data.cutmix_alpha: "
+                         "mixing runs on the host, before the copy, on normalised floats; use data.normalize_on = 'loader'")
+    norms = {split: _transform(cfg, split)[1] for split in ("train", "val")}
+    if norms["train"] != norms["val"]:
+        raise ValueError(f"data.normalize_on = 'device': the train and eval presets normalise differently "
+                         f"({norms['train']} vs {norms['val']}); one normalisation serves both on the device")
+    return norms["train"]
+
+
+def _dataset(cfg: DataConfig, split: str, num_classes: int, seed: int):
+    transform = _transform(cfg, split)[0]
     return SOURCES.build(cfg.source, cfg, split, num_classes, seed, transform, **cfg.source_args)
 
 
@@ -57,4 +83,4 @@ def build_data(cfg: DataConfig, num_classes: int, rank: int, world: int, seed: i
         train_set, batch_size, sampler=train_sampler, num_workers=cfg.workers, drop_last=True, seed=seed
     )
     val_loader = build_val_loader(cfg, num_classes, rank, world, seed, batch_size)
-    return RunData(train_loader, val_loader, train_sampler, num_classes)
+    return RunData(train_loader, val_loader, train_sampler, num_classes, batch_normalization(cfg))

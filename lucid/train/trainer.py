@@ -308,7 +308,7 @@ class Trainer:
         batches = iter(loader)
         if self.mix:  # mixed on the host, before any copy to the device; soft targets as labels
             batches = self.mix.stream(batches, self.step, run.grad_accum)
-        batches = DevicePrefetcher(batches, self.device)  # the next batch is copied during this step
+        batches = DevicePrefetcher(batches, self.device, self.data.normalize)  # the next batch copied during this step
         window = {"loss": 0.0, "count": 0, "time": time.perf_counter(), "steps": 0, "grad_norms": []}
         for step_in_epoch in range(done, self.steps_per_epoch):
             if self._done():
@@ -437,7 +437,8 @@ class Trainer:
         """``evaluate_model`` of ``self.model`` as it is now, with the unreadable images it met."""
         self.skipped_images.begin("val")
         with self.autocast():
-            stats = evaluate_model(self.model, self.data.val_loader, self.device, self.cfg.run.dtype, self.cfg.model.num_classes)
+            stats = evaluate_model(self.model, self.data.val_loader, self.device, self.cfg.run.dtype, self.cfg.model.num_classes,
+                                   self.data.normalize)
         stats["skipped_images"] = self.skipped_images.collect("val")
         self.model.train()
         return stats

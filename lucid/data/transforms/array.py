@@ -96,12 +96,19 @@ class Lighting(AffineTransform):
 
 class ToArray(Transform):
     """Pillow image (or uint8 array) -> float HWC array; uint8 values are divided by
-    255. Single-channel images give (H, W, 1)."""
+    255. Single-channel images give (H, W, 1).
+
+    ``dtype=np.uint8`` keeps the bytes (0..255) for normalisation after the batch is
+    assembled, e.g. on the GPU (``DevicePrefetcher(normalize=...)``, ``normalize_batch``):
+    a quarter of the bytes to write, copy and upload. No affine transform may follow it.
+    """
 
     writes_out = True
 
     def __init__(self, dtype=np.float32):
         self.dtype = np.dtype(dtype)
+        if self.dtype != np.uint8 and not np.issubdtype(self.dtype, np.floating):
+            raise ValueError(f"ToArray: dtype must be a float type or uint8, got {self.dtype}")
 
     def wrap(self, arr: np.ndarray):
         return arr
@@ -172,6 +179,13 @@ class ArrayStage(Transform):
             out = np.empty((h, w, c), dtype)
         elif out.shape != (h, w, c) or out.dtype != dtype:
             raise ValueError(f"ToArray: sample is {dtype} {(h, w, c)} but its batch slot is {out.dtype} {out.shape}")
+        if dtype == np.uint8:  # bytes kept: normalised per batch later (normalize_batch)
+            if self.affines:
+                raise ValueError(f"ToArray(dtype=uint8) keeps bytes; {type(self.affines[0]).__name__} needs a float ToArray")
+            if a.dtype != np.uint8:
+                raise ValueError(f"ToArray(dtype=uint8): the image is {a.dtype}, not 8-bit")
+            np.copyto(out, a)
+            return self.to_array.wrap(out)
         scale, bias, shift = self._tiled(w, c, a.dtype == np.uint8, rng)
         target = out if out.flags.c_contiguous else np.empty((h, w, c), dtype)
         rows = target.reshape(h, w * c)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 from lucid.data.image import PendingImage
 from lucid.data.seeding import fallback_generator
-from lucid.data.transforms.array import AffineTransform, ArrayStage, ToArray
+from lucid.data.transforms.array import AffineTransform, ArrayStage, Normalize, ToArray
 from lucid.data.transforms.base import Transform, call_transform
 from lucid.data.transforms.geometry import GeometricTransform, GeometryStage
 
@@ -60,6 +62,9 @@ class Compose(Transform):
             elif isinstance(t, ToArray):
                 stages.append(ArrayStage(t))
             elif isinstance(t, AffineTransform) and isinstance(last, ArrayStage):
+                if last.to_array.dtype == np.uint8:
+                    raise ValueError(f"Compose: {type(t).__name__} after ToArray(dtype=uint8), which keeps bytes; "
+                                     "normalise the batch instead (normalize_batch, DevicePrefetcher(normalize=...))")
                 last.affines.append(t)
             else:
                 stages.append(t)
@@ -71,6 +76,19 @@ class Compose(Transform):
     @property
     def writes_out(self) -> bool:
         return self._out_stage is not None
+
+    def defer_normalize(self) -> tuple["Compose", tuple[tuple, tuple]]:
+        """(this pipeline ending in ToArray(np.uint8) instead of ToArray + Normalize, Normalize's
+        (mean, std)): the same samples as bytes, to be normalised per batch (normalize_batch,
+        DevicePrefetcher(normalize=...)). A ValueError when the pipeline does not end in a float
+        ToArray + one Normalize (a Lighting or RandomErasing needs the floats per sample)."""
+        last = self._stages[-1] if self._stages else None
+        if not (isinstance(last, ArrayStage) and len(last.affines) == 1 and isinstance(last.affines[0], Normalize)
+                and last.to_array.dtype != np.uint8 and type(last.to_array) is ToArray):
+            raise ValueError("this pipeline does not end in ToArray() + Normalize (with nothing after them), "
+                             "so its normalisation cannot move to the batch")
+        norm = last.affines[0]
+        return Compose(self.transforms[:-2] + [ToArray(np.uint8)]), (norm.mean, norm.std)
 
     def __call__(self, img, rng=None, out=None):
         rng = rng if rng is not None else fallback_generator()

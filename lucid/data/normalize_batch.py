@@ -1,0 +1,46 @@
+"""Normalising a whole batch of uint8 images at once: where ``ToArray(dtype=np.uint8)`` left off.
+
+A pipeline that ends in ``ToArray(np.uint8)`` (presets with ``normalize=False``) yields
+uint8 batches: a quarter of the bytes to write per sample, to copy into pinned memory and
+to send to a GPU. ``normalize_batch`` then does Normalize's ``(x / 255 - mean) / std`` on
+the batch, on whichever device holds it, with the same float32 coefficients and operations
+as the fused per-sample pass, so the result is bit for bit what ``normalize=True`` gives.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from lucid import _backend
+from lucid.tensor import Tensor
+
+
+def coefficients(mean: Sequence[float], std: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel float32 (scale, bias) of ``x * scale + bias`` for uint8 ``x``: the ones
+    ToArray + Normalize fuse (1/255 folded into the scale)."""
+    mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+    if mean.ndim != 1 or mean.shape != std.shape or np.any(std <= 0):
+        raise ValueError(f"normalize_batch: mean {mean.tolist()} and std {std.tolist()} need one value per channel, std > 0")
+    return ((1.0 / 255.0) * (1.0 / std)).astype(np.float32), (-mean / std).astype(np.float32)
+
+
+def normalize_batch(images, mean: Sequence[float], std: Sequence[float]):
+    """float32 ``(images / 255 - mean) / std`` of a uint8 batch, per channel (the last axis of
+    the memory: (N, H, W, C) arrays, or the (N, C, H, W) Tensors of NHWC memory the DataLoader
+    yields). NumPy or CuPy arrays and lucid Tensors; the result is of the same kind, on the
+    same device and in the same memory layout."""
+    tensor = isinstance(images, Tensor)
+    data = images.data if tensor else images
+    if data.dtype != np.uint8:
+        raise TypeError(f"normalize_batch: expected uint8 images, got {data.dtype}")
+    hwc = data.transpose(0, 2, 3, 1) if tensor and data.ndim == 4 else data  # NHWC memory of an NCHW Tensor
+    scale, bias = coefficients(mean, std)
+    if hwc.shape[-1] != scale.size:
+        raise ValueError(f"normalize_batch: {scale.size} mean/std values for images of {hwc.shape[-1]} channel(s)")
+    xp = _backend.get_array_module(hwc)
+    out = hwc * xp.asarray(scale)  # uint8 * float32 -> float32: the cast inside the one pass
+    out += xp.asarray(bias)
+    if not tensor:
+        return out
+    return Tensor._wrap(out.transpose(0, 3, 1, 2) if data.ndim == 4 else out, images.device)
