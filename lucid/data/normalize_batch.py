@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from lucid import _backend
+from lucid.ops.blocked import map_row_blocks
 from lucid.tensor import Tensor
 
 
@@ -39,8 +40,28 @@ def normalize_batch(images, mean: Sequence[float], std: Sequence[float]):
     if hwc.shape[-1] != scale.size:
         raise ValueError(f"normalize_batch: {scale.size} mean/std values for images of {hwc.shape[-1]} channel(s)")
     xp = _backend.get_array_module(hwc)
-    out = hwc * xp.asarray(scale)  # uint8 * float32 -> float32: the cast inside the one pass
-    out += xp.asarray(bias)
+    if xp is np:
+        out = _normalize_rows(hwc, scale, bias)
+    else:  # one elementwise pass each on the device
+        out = hwc * xp.asarray(scale)
+        out += xp.asarray(bias)
     if not tensor:
         return out
     return Tensor._wrap(out.transpose(0, 3, 1, 2) if data.ndim == 4 else out, images.device)
+
+
+def _normalize_rows(hwc: np.ndarray, scale: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """The NumPy pass in cache-sized blocks of rows on lucid's threads: over a whole batch at
+    once (19 MB for 32 images at 224) each of the two passes would go out to memory."""
+    src = np.ascontiguousarray(hwc)
+    out = np.empty(src.shape, np.float32)
+    width = src.shape[-2] * src.shape[-1] if src.ndim >= 2 else src.shape[-1]
+    rows_in, rows_out = src.reshape(-1, width), out.reshape(-1, width)
+    scale_row, bias_row = np.tile(scale, width // scale.size), np.tile(bias, width // bias.size)
+
+    def block(a: int, b: int) -> None:
+        np.multiply(rows_in[a:b], scale_row, out=rows_out[a:b])  # uint8 * float32: the cast inside the pass
+        rows_out[a:b] += bias_row
+
+    map_row_blocks(block, rows_in.shape[0], width * 4)
+    return out
