@@ -6,12 +6,18 @@ temporary ImageFolder and measures images/s over whole passes:
 - baseline: Pillow open -> convert("RGB") -> crop + resize (bilinear) at full decode
   size -> flip -> NumPy normalise to CHW float32, one sample at a time, then np.stack
   (the crops and flips are the same as lucid's: same per-sample generators);
+- lucid with ``normalize=False``: uint8 batches, normalised later per batch (on the GPU by
+  ``DevicePrefetcher(normalize=...)``, what a GPU run's loader cores then do), and the same
+  plus ``normalize_batch`` on this core (what it costs when the normalisation stays here);
 - lucid: ImageFolder(root, imagenet_train(224)) batches as DataLoader(num_workers=0)
   builds them (one core), with the default JPEG decoder (TurboJPEG through simplejpeg when
   it is installed, which the run names), with Pillow's (``decoder="pillow"``, the same
   pixels) and with the opt-in ``decoder="turbo_fast"`` (other pixels), and the DataLoader
   with 0, 2 thread and 2 process workers.
 
+Like a training process (``lucid.distributed.init``), the script keeps freed large blocks
+for reuse (``lucid._malloc.tune``), and so do the loader's worker processes: without it
+every decode's image is a fresh mmap, faulted in page by page (both pipelines ~8% slower).
 Other jobs share the cores, so the one-core pipelines are timed in CPU seconds, batch
 by batch in rotating turns (all see the same load), and medians are reported; the
 loaders' passes are timed in wall-clock seconds, interleaved.
@@ -30,7 +36,8 @@ from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from lucid.data import DataLoader, ImageFolder, imagenet_train, jpeg_turbo, natural_image, sample_generator
+from lucid import _malloc
+from lucid.data import DataLoader, ImageFolder, imagenet_train, jpeg_turbo, natural_image, normalize_batch, sample_generator
 from lucid.data.collate import to_tensors
 from lucid.data.fetch import fetch_batch
 from lucid.data.presets import IMAGENET_MEAN, IMAGENET_STD
@@ -92,6 +99,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--batch", type=int, default=32)
     args = parser.parse_args()
+    tuned = _malloc.tune()  # as dist.init() does in a training process (and its loader's workers then)
     with tempfile.TemporaryDirectory() as root:
         make_dataset(root, args.images)
         area = ImageFolder(root, transform=imagenet_train(224))
@@ -104,6 +112,9 @@ def main() -> None:
             "lucid, decoder='pillow'": lambda ix: lucid_batch(pillow, ix),
             "lucid, interpolation='bilinear'": lambda ix: lucid_batch(bilinear, ix),
         }
+        raw = ImageFolder(root, transform=imagenet_train(224, normalize=False))  # uint8 samples
+        one_core["lucid, normalize=False (uint8 out)"] = lambda ix: lucid_batch(raw, ix)
+        one_core["  + normalize_batch on this core"] = lambda ix: normalize_batch(lucid_batch(raw, ix)[0], IMAGENET_MEAN, IMAGENET_STD)
         if jpeg_turbo.available():  # opt-in: TurboJPEG's fast IDCT and upsampling (other pixels)
             fast = ImageFolder(root, transform=imagenet_train(224), decoder="turbo_fast")
             one_core["lucid, decoder='turbo_fast'"] = lambda ix: lucid_batch(fast, ix)
@@ -127,7 +138,7 @@ def main() -> None:
     n = len(area)
     base = cpu["baseline (Pillow)"]
     print(f"{n} JPEGs 500x375 q90, batch {args.batch}, {args.reps} passes; cpus={os.cpu_count()}, "
-          f"load average {os.getloadavg()[0]:.1f} (other jobs share the cores)")
+          f"load average {os.getloadavg()[0]:.1f} (other jobs share the cores); malloc tuned as in training: {tuned}")
     if jpeg_turbo.uses_turbo(area.decoder):
         decoder = f"TurboJPEG (simplejpeg {jpeg_turbo.simplejpeg.__version__})"
     else:
