@@ -121,5 +121,7 @@ def test_a_run_normalizing_on_the_device_equals_one_normalizing_in_the_loader(tm
 def test_a_run_refuses_what_cannot_normalize_on_the_device(tmp_path):
     with pytest.raises(ValueError, match="mixup_alpha"):
         _run(tmp_path, "device", extra=["data.mixup_alpha=0.2"])
+    with pytest.raises(ValueError, match="yields uint8 images that nothing would normalise"):
+        _run(tmp_path, "loader", extra=['data.train_preset="imagenet_train"', "data.train_preset_args={ normalize = false }"])
     with pytest.raises(ValueError, match="data.train_preset 'small_train' to end in ToArray"):
         _run(tmp_path, "device", extra=["data.train_preset_args={ padding = 2, random_erasing = 0.5 }"])

@@ -32,6 +32,9 @@ def _transform(cfg: DataConfig, split: str) -> tuple:
     except (ValueError, TypeError) as exc:
         raise ValueError(f"data.{key}_preset_args = {args!r} rejected by transform preset {name!r}: {exc}") from None
     if cfg.normalize_on == "loader":
+        if getattr(transform, "yields_uint8", False):
+            raise ValueError(f"data.{key}_preset {name!r} with {args!r} yields uint8 images that nothing would "
+                             "normalise; set data.normalize_on = 'device' (or keep the preset's normalize = true)")
         return transform, None
     try:
         return transform.defer_normalize()

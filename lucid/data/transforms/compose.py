@@ -77,6 +77,12 @@ class Compose(Transform):
     def writes_out(self) -> bool:
         return self._out_stage is not None
 
+    @property
+    def yields_uint8(self) -> bool:
+        """Whether the pipeline ends in ToArray(np.uint8): bytes that still need normalising."""
+        last = self._stages[-1] if self._stages else None
+        return isinstance(last, ArrayStage) and last.to_array.dtype == np.uint8
+
     def defer_normalize(self) -> tuple["Compose", tuple[tuple, tuple]]:
         """(this pipeline ending in ToArray(np.uint8) instead of ToArray + Normalize, Normalize's
         (mean, std)): the same samples as bytes, to be normalised per batch (normalize_batch,
