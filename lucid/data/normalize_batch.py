@@ -13,17 +13,18 @@ from typing import Sequence
 import numpy as np
 
 from lucid import _backend
+from lucid.data.transforms.array import Normalize
 from lucid.ops.blocked import map_row_blocks
 from lucid.tensor import Tensor
 
 
 def coefficients(mean: Sequence[float], std: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel float32 (scale, bias) of ``x * scale + bias`` for uint8 ``x``: the ones
-    ToArray + Normalize fuse (1/255 folded into the scale)."""
-    mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
-    if mean.ndim != 1 or mean.shape != std.shape or np.any(std <= 0):
-        raise ValueError(f"normalize_batch: mean {mean.tolist()} and std {std.tolist()} need one value per channel, std > 0")
-    return ((1.0 / 255.0) * (1.0 / std)).astype(np.float32), (-mean / std).astype(np.float32)
+    """Per-channel float32 (scale, bias) of ``x * scale + bias`` for uint8 ``x``: Normalize's
+    own affine map with 1/255 folded into the scale, as the fused ToArray + Normalize pass
+    computes them (``ArrayStage._coefficients``)."""
+    norm = Normalize(mean, std)  # checks the lengths and std > 0
+    scale, bias = norm.affine(len(norm.mean), None)
+    return ((1.0 / 255.0) * scale).astype(np.float32), bias.astype(np.float32)
 
 
 def normalize_batch(images, mean: Sequence[float], std: Sequence[float]):

@@ -179,9 +179,7 @@ class ArrayStage(Transform):
             out = np.empty((h, w, c), dtype)
         elif out.shape != (h, w, c) or out.dtype != dtype:
             raise ValueError(f"ToArray: sample is {dtype} {(h, w, c)} but its batch slot is {out.dtype} {out.shape}")
-        if dtype == np.uint8:  # bytes kept: normalised per batch later (normalize_batch)
-            if self.affines:
-                raise ValueError(f"ToArray(dtype=uint8) keeps bytes; {type(self.affines[0]).__name__} needs a float ToArray")
+        if dtype == np.uint8:  # bytes kept (Compose allows no affine after them): normalised per batch later
             if a.dtype != np.uint8:
                 raise ValueError(f"ToArray(dtype=uint8): the image is {a.dtype}, not 8-bit")
             np.copyto(out, a)

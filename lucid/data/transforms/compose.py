@@ -90,7 +90,7 @@ class Compose(Transform):
         ToArray + one Normalize (a Lighting or RandomErasing needs the floats per sample)."""
         last = self._stages[-1] if self._stages else None
         if not (isinstance(last, ArrayStage) and len(last.affines) == 1 and isinstance(last.affines[0], Normalize)
-                and last.to_array.dtype != np.uint8 and type(last.to_array) is ToArray):
+                and type(last.to_array) is ToArray):  # (a uint8 ToArray has no affines: Compose refuses them)
             raise ValueError("this pipeline does not end in ToArray() + Normalize (with nothing after them), "
                              "so its normalisation cannot move to the batch")
         norm = last.affines[0]
