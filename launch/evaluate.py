@@ -54,8 +54,9 @@ def main(argv=None) -> int:
     except (KeyError, ValueError, RuntimeError) as exc:
         print(f"error: {args.weights} does not fit model {cfg.model.name!r}: {exc}", file=sys.stderr)
         return 2
+    normalize = batch_normalization(cfg.data)
     loader = build_val_loader(cfg.data, cfg.model.num_classes, rank, world, cfg.run.seed, cfg.data.batch_size)
-    stats = evaluate_model(model, loader, device, cfg.run.dtype, cfg.model.num_classes, batch_normalization(cfg.data))
+    stats = evaluate_model(model, loader, device, cfg.run.dtype, cfg.model.num_classes, normalize)
     if rank == 0:
         result = {"top1": stats["top1"], "top5": stats["topk"], "loss": stats["loss"], "count": stats["count"]}
         print(json.dumps({"weights": args.weights, **result}))

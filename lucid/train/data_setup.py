@@ -75,6 +75,7 @@ def build_data(cfg: DataConfig, num_classes: int, rank: int, world: int, seed: i
     """Loaders for this rank; ``batch_size`` is the per-rank batch (``cfg.batch_size`` unless
     the run resolved another one, e.g. to keep a checkpoint's global batch)."""
     batch_size = cfg.batch_size if batch_size is None else batch_size
+    normalize = batch_normalization(cfg)  # a setting that cannot work stops here, before any folder is indexed
     train_set = _dataset(cfg, "train", num_classes, seed)
     if len(train_set) < batch_size * world:
         raise ValueError(
@@ -86,4 +87,4 @@ def build_data(cfg: DataConfig, num_classes: int, rank: int, world: int, seed: i
         train_set, batch_size, sampler=train_sampler, num_workers=cfg.workers, drop_last=True, seed=seed
     )
     val_loader = build_val_loader(cfg, num_classes, rank, world, seed, batch_size)
-    return RunData(train_loader, val_loader, train_sampler, num_classes, batch_normalization(cfg))
+    return RunData(train_loader, val_loader, train_sampler, num_classes, normalize)

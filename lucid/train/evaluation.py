@@ -20,8 +20,7 @@ def evaluate_model(model, loader, device: str, dtype: str, num_classes: int, nor
     meter = dist.ClassificationMeter(topk=(1, k))
     with lucid.no_grad():
         for images, labels in DevicePrefetcher(loader, device, normalize):
-            logits = model(images.to(device).to(dtype))
-            labels = labels.to(device)
+            logits = model(images.to(dtype))  # the prefetcher put images and labels on ``device``
             meter.update(logits, labels, loss_sum=F.cross_entropy(logits, labels, reduction="sum").item())
     stats = meter.compute()
     return {"top1": stats["top1"], "topk": stats[f"top{k}"], "k": k, "loss": stats["loss"], "count": stats["count"]}
