@@ -110,16 +110,16 @@ def test_without_weight_and_bias():
 def test_which_inputs_run_on_onednn():
     rows = np.zeros((10, 4), np.float32)
     onednn.set_enabled(True)
-    assert norm_onednn.usable(rows, None)
-    assert not norm_onednn.usable(rows.astype(np.float64), None)
-    assert not norm_onednn.usable(np.zeros((4, 10), np.float32).T, None)  # not contiguous
-    assert not norm_onednn.usable(rows, lambda packed: packed)  # SyncBatchNorm: statistics over ranks
+    assert norm_onednn.usable(rows)
+    assert not norm_onednn.usable(rows.astype(np.float64))
+    assert not norm_onednn.usable(np.zeros((4, 10), np.float32).T)  # not contiguous
+    assert not norm_onednn.usable(rows[:0])  # a SyncBatchNorm rank with an empty local batch
     onednn.set_enabled(False)
-    assert not norm_onednn.usable(rows, None)
+    assert not norm_onednn.usable(rows)
 
 
 def test_sync_batch_norm_statistics_go_through_the_hook():
-    """A stats_reduce hook (SyncBatchNorm's) is called in forward and backward: the NumPy path runs."""
+    """A stats_reduce hook (SyncBatchNorm's) is called in forward and backward on the oneDNN path too."""
     onednn.set_enabled(True)
     calls = []
 
@@ -131,6 +131,67 @@ def test_sync_batch_norm_statistics_go_through_the_hook():
     rm, rv = lucid.tensor(np.zeros(3, np.float32)), lucid.tensor(np.ones(3, np.float32))
     F.batch_norm(x, rm, rv, training=True, stats_reduce=reduce).sum().backward()
     assert calls == [(3, 3), (2, 3)]
+
+
+@pytest.mark.parametrize("relu", [False, True], ids=["", "relu"])
+@pytest.mark.parametrize("split", [1, 3], ids=["one-sample", "three-samples"])
+def test_statistics_over_two_simulated_ranks_equal_the_whole_batch(relu, split):
+    """Float32 on oneDNN with a stats_reduce adding rank B's sums (SyncBatchNorm's path) equals batch
+    norm of the whole batch in float64: output, input gradient, running statistics; the weight and
+    bias gradients are rank A's local share."""
+    rng = np.random.default_rng(8)
+    x0, g0 = rng.standard_normal((5, 6, 3, 4)) * 3 + 10, rng.standard_normal((5, 6, 3, 4))  # |mean| >> std
+    params = _params(rng, 6)
+
+    def run(xs, gs, dtype, reduce):
+        w0, b0, rm0, rv0 = params
+        x = lucid.tensor(xs.astype(dtype), requires_grad=True)
+        w, b = (lucid.tensor(v.astype(dtype), requires_grad=True) for v in (w0, b0))
+        rm, rv = lucid.tensor(rm0.astype(dtype)), lucid.tensor(rv0.astype(dtype))
+        y = F.batch_norm(x, rm, rv, w, b, training=True, momentum=0.1, eps=1e-5, stats_reduce=reduce, relu=relu)
+        y.backward(lucid.tensor(gs.astype(dtype)))
+        return [y.data, x.grad.data, w.grad.data, b.grad.data, rm.data, rv.data]
+
+    onednn.set_enabled(False)
+    whole = run(x0, g0, np.float64, None)
+    # rank B's sums as it would contribute them: forward moments, backward sums about the global mean
+    gm = g0 * (whole[0] > 0) if relu else g0
+    xb, gb = x0[split:], gm[split:]
+    mean = x0.mean(axis=(0, 2, 3)).reshape(1, -1, 1, 1)
+    xhat = (x0 - mean) / np.sqrt(x0.var(axis=(0, 2, 3)).reshape(1, -1, 1, 1) + 1e-5)
+    other = {3: np.stack([np.full(6, xb[:, 0].size), xb.sum(axis=(0, 2, 3)), (xb**2).sum(axis=(0, 2, 3))]),
+             2: np.stack([gb.sum(axis=(0, 2, 3)), (gb * (xb - mean)).sum(axis=(0, 2, 3))])}
+    calls = []
+
+    def reduce(packed):
+        calls.append(packed.shape)
+        return packed + other[packed.shape[0]]
+
+    onednn.set_enabled(True)
+    got = run(x0[:split], g0[:split], np.float32, reduce)
+    assert calls == [(3, 6), (2, 6)]
+    local = (gm * xhat)[:split].sum(axis=(0, 2, 3)), gm[:split].sum(axis=(0, 2, 3))
+    ref = [whole[0][:split], whole[1][:split], *local, whole[4], whole[5]]
+    for name, a, r in zip(["y", "dx", "dweight", "dbias", "running_mean", "running_var"], got, ref):
+        np.testing.assert_allclose(a, r, rtol=0, atol=3e-5 * max(1.0, np.abs(r).max()), err_msg=name)
+
+
+def test_given_statistics_kernels_treat_them_as_constants():
+    """"given" mode: y from the given mean/variance, dx = relu'(y) dy gamma invstd, local scale/shift grads."""
+    rng = np.random.default_rng(9)
+    rows = rng.standard_normal((29, 7)).astype(np.float32)
+    w, b = rng.standard_normal(7).astype(np.float32), rng.standard_normal(7).astype(np.float32)
+    mean, var = rng.standard_normal(7), rng.random(7) + 0.5
+    y, saved = norm_onednn.batch_norm_forward(rows, w, b, 1e-5, True, mean, var, training=True)
+    invstd = 1 / np.sqrt(var + 1e-5)
+    xhat = (rows.astype(np.float64) - mean) * invstd
+    np.testing.assert_allclose(y, np.maximum(xhat * w + b, 0), atol=2e-5)
+    dy = rng.standard_normal((29, 7)).astype(np.float32)
+    dx, dw, db = norm_onednn.batch_norm_backward(dy, rows, w, 1e-5, True, saved, given=True)
+    dm = dy * (y > 0)
+    np.testing.assert_allclose(dx, dm * w * invstd, atol=2e-5)
+    np.testing.assert_allclose(dw, (dm * xhat).sum(0), atol=2e-4)
+    np.testing.assert_allclose(db, dm.sum(0), atol=2e-4)
 
 
 def test_one_value_per_channel_is_refused():
@@ -191,7 +252,8 @@ def test_kernels_directly_on_rows():
     assert as_rows(rows) is rows
 
 
-def test_forked_child_backpropagates_on_numpy(tmp_path):
+@pytest.mark.parametrize("hook", ["", ", stats_reduce=lambda p: p"], ids=["batch", "given-statistics"])
+def test_forked_child_backpropagates_on_numpy(tmp_path, hook):
     """A child forked after a oneDNN forward back-propagates through it on the NumPy path, to the same grads."""
     code = (
         "import os, numpy as np, lucid, lucid.nn.functional as F\n"
@@ -202,13 +264,13 @@ def test_forked_child_backpropagates_on_numpy(tmp_path):
         "w = lucid.tensor(rng.standard_normal(16).astype(np.float32), requires_grad=True)\n"
         "b = lucid.tensor(rng.standard_normal(16).astype(np.float32), requires_grad=True)\n"
         "rm, rv = lucid.tensor(np.zeros(16, np.float32)), lucid.tensor(np.ones(16, np.float32))\n"
-        "y = F.batch_norm(x, rm, rv, w, b, training=True, relu=True)\n"
+        f"y = F.batch_norm(x, rm, rv, w, b, training=True, relu=True{hook})\n"
         "g = lucid.tensor(rng.standard_normal(y.shape).astype(np.float32))\n"
         "pid = os.fork()\n"
         "if pid == 0:\n"
         "    (y * g).sum().backward()\n"
         "    np.save('child.npy', np.concatenate([x.grad.data.ravel(), w.grad.data, b.grad.data]))\n"
-        "    y2 = F.batch_norm(x, rm, rv, w, b, training=True, relu=True)\n"
+        f"    y2 = F.batch_norm(x, rm, rv, w, b, training=True, relu=True{hook})\n"
         "    os._exit(0 if np.allclose(y2.data, y.data, atol=1e-5) else 3)\n"
         "_, status = os.waitpid(pid, 0)\n"
         "(y * g).sum().backward()\n"

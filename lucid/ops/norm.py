@@ -21,9 +21,11 @@ contributes zeros and still gets the global result. Weight and bias gradients
 stay local (data parallelism reduces parameter gradients itself), as PyTorch's
 SyncBatchNorm does; running statistics use the global count.
 
-Float32 on the CPU runs on oneDNN where installed (``lucid.ops.norm_onednn``; not
-SyncBatchNorm's cross-process statistics): the same function in one fused primitive
-per pass, 2-3x faster than the NumPy passes here.
+Float32 on the CPU runs on oneDNN where installed (``lucid.ops.norm_onednn``): the
+same function in one fused primitive per pass, 2-3x faster than the NumPy passes here.
+With ``stats_reduce`` the forward reduces the packed sums of the NumPy pass and oneDNN
+normalises with the global statistics; its backward treats them as constants, and one
+more pass adds the terms through them from the reduced backward sums.
 """
 from __future__ import annotations
 
@@ -257,7 +259,7 @@ class BatchNorm(Function):
         xp = get_array_module(x)
         rows = as_rows(x)
         self.training, self.stats_reduce, self.shape = training, stats_reduce, x.shape
-        self.onednn = training and norm_onednn.usable(rows, stats_reduce)
+        self.onednn = training and norm_onednn.usable(rows)
         if self.onednn:
             y = self._forward_onednn(rows, weight, bias, running_mean, running_var, momentum, eps, relu)
             return from_rows(y, x.shape)
@@ -281,7 +283,7 @@ class BatchNorm(Function):
             invstd = 1.0 / xp.sqrt(var + eps)
             scale = gamma * invstd
             shift = beta - mean * scale
-        if not training and norm_onednn.usable(rows, None):
+        if not training and norm_onednn.usable(rows):
             y, _ = norm_onednn.batch_norm_forward(rows, weight, bias, eps, relu, running_mean, running_var)
         else:
             y = affine_rows(rows, scale, shift, relu=relu)
@@ -292,10 +294,20 @@ class BatchNorm(Function):
         return from_rows(y, x.shape)
 
     def _forward_onednn(self, rows, weight, bias, running_mean, running_var, momentum, eps, relu):
-        """Training forward on oneDNN: y, with the running statistics updated as the NumPy path does."""
-        count = _global_count(None, rows.shape[0], reduced=False)
-        y, stats = norm_onednn.batch_norm_forward(rows, weight, bias, eps, relu)
-        mean, var = (s.astype(get_array_module(rows).float64) for s in stats[:2])
+        """Training forward on oneDNN: y, with the running statistics updated as the NumPy path does.
+
+        With ``stats_reduce`` the statistics are the reduced packed sums (float64), given to oneDNN.
+        """
+        if self.stats_reduce is None:
+            count = _global_count(None, rows.shape[0], reduced=False)
+            y, stats = norm_onednn.batch_norm_forward(rows, weight, bias, eps, relu)
+            mean, var = (s.astype(np.float64) for s in stats[:2])
+        else:
+            packed = self.stats_reduce(local_moments(rows))
+            count = _global_count(packed, rows.shape[0], reduced=True)
+            mean, var = _global_stats(packed, count)
+            y, stats = norm_onednn.batch_norm_forward(rows, weight, bias, eps, relu, mean, var, training=True)
+            self.global_stats = mean, 1.0 / np.sqrt(var + eps)
         _update_running(running_mean, mean, momentum)
         _update_running(running_var, var * (count / (count - 1)), momentum)
         self.eps, self.relu, self.count = eps, relu, count
@@ -316,9 +328,25 @@ class BatchNorm(Function):
 
     def _backward_onednn(self, g):
         rows, weight, _, stats = self.saved
-        dx, dw, db = norm_onednn.batch_norm_backward(as_rows(g), rows, weight, self.eps, self.relu, stats)
+        given = self.stats_reduce is not None
+        dx, dw, db = norm_onednn.batch_norm_backward(as_rows(g), rows, weight, self.eps, self.relu, stats, given)
         need = self.needs_input_grad
+        if given and need[0]:
+            self._add_statistics_terms(dx, rows, weight, dw, db)
         return (from_rows(dx, self.shape) if need[0] else None), (dw if need[1] else None), (db if need[2] else None)
+
+    def _add_statistics_terms(self, dx, rows, weight, dw, db) -> None:
+        """dx += x*k2 + k3 in place: the terms through the global batch statistics (oneDNN's dx with
+        given statistics leaves them out), from the reduced [sum dy, sum dy*(x - mean)].
+
+        oneDNN's scale and shift gradients are the local sums: dw = sum dy*(x - mean)*invstd, db = sum dy.
+        """
+        mean, invstd = self.global_stats
+        gamma, _ = _affine(np, weight, None, rows.shape[1])
+        packed = self.stats_reduce(np.stack([db.astype(np.float64), dw.astype(np.float64) / invstd]))
+        k2 = -gamma * invstd**3 * packed[1] / self.count
+        k3 = -gamma * invstd * packed[0] / self.count - k2 * mean
+        affine_rows(rows, k2, k3, dx, out=dx)
 
     def backward(self, g):
         if self.onednn and not onednn.forked():

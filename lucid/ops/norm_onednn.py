@@ -7,8 +7,13 @@ does), normalises, scales, shifts and, fused, applies the ReLU; the backward giv
 input, scale and shift gradients from the saved statistics. Each shape's primitives are
 built once and kept in a ``Plans`` cache.
 
-Used when ``usable()`` says so: NumPy float32 rows, no cross-process statistics
-(SyncBatchNorm keeps the NumPy path, which reduces its packed sums over ranks), and
+A training pass may also normalise with statistics it is given ("given" mode, what
+SyncBatchNorm needs: the mean and variance of the global batch, summed over ranks by
+``lucid.ops.norm``). Its backward then treats them as constants, dx = relu'(y) dy gamma
+invstd, and still returns the local scale and shift gradients; ``lucid.ops.norm`` adds
+the terms through the global statistics in one more pass.
+
+Used when ``usable()`` says so: NumPy float32 rows, at least one, and
 ``onednn.enabled()``. The NumPy path stays the reference the tests compare this one with.
 """
 from __future__ import annotations
@@ -20,20 +25,24 @@ from lucid.ops import onednn
 USE_GLOBAL_STATS, USE_SCALE, USE_SHIFT, FUSE_RELU = 0x1, 0x2, 0x4, 0x8
 
 
-def usable(rows, stats_reduce) -> bool:
+TRAIN, GIVEN, EVAL = "train", "given", "eval"  # batch statistics / given ones while training / eval
+
+
+def usable(rows) -> bool:
     """Whether batch norm of ``rows`` runs on oneDNN (see the module docstring); never in a forked child."""
-    return (type(rows) is np.ndarray and rows.dtype == np.float32 and rows.ndim == 2 and rows.flags.c_contiguous
-            and stats_reduce is None and onednn.runnable())
+    return (type(rows) is np.ndarray and rows.dtype == np.float32 and rows.ndim == 2 and rows.shape[0] > 0
+            and rows.flags.c_contiguous and onednn.runnable())
 
 
 class NormPlan:
     """oneDNN batch norm primitives of one shape and mode; the backward built on first use."""
 
-    def __init__(self, m: int, c: int, eps: float, relu: bool, training: bool):
+    def __init__(self, m: int, c: int, eps: float, relu: bool, mode: str):
         self.rows = onednn.Desc((m, c, 1, 1), (c, 1, c, c))
         self.stat = onednn.Desc((c,), (1,))
         self.eps = eps
-        self.flags = USE_SCALE | USE_SHIFT | (FUSE_RELU if relu else 0) | (0 if training else USE_GLOBAL_STATS)
+        self.flags = USE_SCALE | USE_SHIFT | (FUSE_RELU if relu else 0) | (0 if mode == TRAIN else USE_GLOBAL_STATS)
+        training = mode != EVAL
         kind = onednn.FORWARD_TRAINING if training else onednn.FORWARD_INFERENCE
         self.forward = onednn.Primitive("dnnl_batch_normalization_forward_primitive_desc_create", kind,
                                         self.rows.handle, self.rows.handle, eps, self.flags, None)
@@ -46,7 +55,7 @@ class NormPlan:
         if self._backward is None:
             self._backward = onednn.Primitive(
                 "dnnl_batch_normalization_backward_primitive_desc_create", onednn.BACKWARD, self.rows.handle,
-                self.rows.handle, self.rows.handle, self.eps, self.flags & ~USE_GLOBAL_STATS, self.forward.pd, None)
+                self.rows.handle, self.rows.handle, self.eps, self.flags, self.forward.pd, None)
         return self._backward
 
 
@@ -60,18 +69,19 @@ def _vector(v, c: int, fill: float):
     return np.ascontiguousarray(v, dtype=np.float32)
 
 
-def batch_norm_forward(rows, weight, bias, eps: float, relu: bool, mean=None, var=None):
+def batch_norm_forward(rows, weight, bias, eps: float, relu: bool, mean=None, var=None, training: bool | None = None):
     """(y, saved) for contiguous float32 (M, C) ``rows``.
 
-    Training (``mean`` None): y from the batch statistics, and ``saved`` = (mean, biased
-    variance, workspace) for ``batch_norm_backward``. Eval: y from the given ``mean``/``var``
-    and ``saved`` None.
+    Without ``mean``/``var``: training with the batch statistics, ``saved`` = (mean, biased
+    variance, workspace) for ``batch_norm_backward``. With them: y from these statistics,
+    ``saved`` None in eval, and in training (``training=True``, "given" mode) ``saved`` =
+    (them as float32, workspace).
     """
     m, c = rows.shape
-    training = mean is None
-    plan = PLANS.get(m, c, float(eps), bool(relu), training)
+    mode = TRAIN if mean is None else (GIVEN if training else EVAL)
+    plan = PLANS.get(m, c, float(eps), bool(relu), mode)
     y = np.empty_like(rows)
-    if training:
+    if mode == TRAIN:
         mean, var = np.empty(c, np.float32), np.empty(c, np.float32)
     else:
         mean, var = _vector(mean, c, 0.0), _vector(var, c, 1.0)
@@ -83,13 +93,16 @@ def batch_norm_forward(rows, weight, bias, eps: float, relu: bool, mean=None, va
         workspace = np.empty(plan.workspace, np.uint8)
         args["workspace"] = (plan.forward.md("workspace"), workspace)
     plan.forward(**args)
-    return y, ((mean, var, workspace) if training else None)
+    return y, (None if mode == EVAL else (mean, var, workspace))
 
 
-def batch_norm_backward(dy, rows, weight, eps: float, relu: bool, saved):
-    """(dx, dweight, dbias) of a training-mode forward, from its ``saved`` statistics; dy is (M, C) float32."""
+def batch_norm_backward(dy, rows, weight, eps: float, relu: bool, saved, given: bool = False):
+    """(dx, dweight, dbias) of a training-mode forward, from its ``saved`` statistics; dy is (M, C) float32.
+
+    ``given``: the forward normalised with given statistics, and dx treats them as constants.
+    """
     m, c = rows.shape
-    plan = PLANS.get(m, c, float(eps), bool(relu), True)
+    plan = PLANS.get(m, c, float(eps), bool(relu), GIVEN if given else TRAIN)
     mean, var, workspace = saved
     prim = plan.backward
     dy = np.ascontiguousarray(dy, dtype=np.float32)
