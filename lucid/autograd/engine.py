@@ -21,6 +21,7 @@ import threading
 from typing import Callable
 
 from lucid.autograd.function import Function
+from lucid.ops import aligned
 
 
 class _Pending:
@@ -172,8 +173,8 @@ def _fresh(gi, g, earlier) -> bool:
 
     Either ``gi`` owns its memory (backward returned a new array; it never returns
     arrays it keeps), or it is a writable view of ALL of an array's memory (e.g. the
-    NCHW view of a kernel's new NHWC array: not a broadcast, not a slice) that no
-    other object references.
+    NCHW view of a kernel's new NHWC array, or a 64-byte aligned one, ``lucid.ops.aligned``:
+    not a broadcast, not a slice) that no other object references.
     """
     if gi is g or any(gi is other for other in earlier):
         return False
@@ -181,7 +182,9 @@ def _fresh(gi, g, earlier) -> bool:
     if base is None:
         return True
     # CuPy's flags have no 'writeable': device arrays always are
-    if base.base is not None or not getattr(gi.flags, "writeable", True) or gi.nbytes != base.nbytes:
+    if not getattr(gi.flags, "writeable", True):
+        return False
+    if (base.base is not None or gi.nbytes != base.nbytes) and not aligned.is_whole_buffer(gi, base):
         return False
     if not gi.transpose(sorted(range(gi.ndim), key=lambda a: -gi.strides[a])).flags.c_contiguous:
         return False  # overlapping or gapped strides

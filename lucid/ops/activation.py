@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from lucid._backend import get_array_module
 from lucid.autograd.function import Function
-from lucid.ops import gpu_fused
+from lucid.ops import aligned, gpu_fused
 from lucid.ops.blocked import map_row_blocks
 from lucid.ops.broadcast import check_broadcast, shape_of, unbroadcast
 
@@ -52,7 +52,7 @@ def relu_backward(g, out):
     xp = get_array_module(g)
     if gpu_fused.use_fused(xp):
         return gpu_fused.relu_grad(g, out)
-    dx = xp.empty_like(out)
+    dx = aligned.empty_like(out)
 
     def block(d, gb, ob):
         xp.greater(ob, 0, out=d)
@@ -65,7 +65,7 @@ def relu_backward(g, out):
 
 class ReLU(Function):
     def forward(self, x):
-        out = relu_forward(x, get_array_module(x).empty_like(x))
+        out = relu_forward(x, aligned.empty_like(x))
         self.save_for_backward(out)
         return out
 
@@ -86,7 +86,7 @@ class AddReLU(Function):
             out = a + b
             relu_forward(out, out)
         else:
-            out = xp.empty_like(a)
+            out = aligned.empty_like(a)
 
             def block(o, x, y):
                 xp.add(x, y, out=o)

@@ -18,7 +18,7 @@ import numpy as np
 
 from lucid._backend import get_array_module
 from lucid.autograd.function import Function
-from lucid.ops import conv_onednn
+from lucid.ops import aligned, conv_onednn
 from lucid.ops.blocked import map_batch, map_row_blocks
 from lucid.ops.im2col import ChunkBuffer, batch_chunks, col2im, column_shape, columns, group_major, group_rows
 from lucid.ops.layout import from_nhwc, to_nhwc
@@ -93,7 +93,7 @@ def conv_nhwc(x, wmat, window: Window, out_hw, bias=None):
     """
     xp = get_array_module(x)
     groups, _, og = wmat.shape
-    out = xp.empty((x.shape[0], out_hw[0], out_hw[1], groups * og), x.dtype)
+    out = aligned.empty((x.shape[0], out_hw[0], out_hw[1], groups * og), x.dtype, xp)
 
     def share(start, stop):
         for a, b, cols in columns(x, window, groups, out_hw, start, stop, 2 * wmat.nbytes):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lucid.ops import onednn
+from lucid.ops import aligned, onednn
 from lucid.ops.window import Window
 
 
@@ -232,7 +232,7 @@ def conv_forward(xh, weight, bias, window: Window, groups: int, out_hw, plans: o
     if _strided_pointwise(window):
         xh = _subsampled(xh, window, out_hw)
     prim = plan.forward if bias is None else plan.biased
-    out = np.empty((xh.shape[0], out_hw[0], out_hw[1], weight.shape[0]), np.float32)
+    out = aligned.empty((xh.shape[0], out_hw[0], out_hw[1], weight.shape[0]))
     args = {"src": (prim.md("src"), xh), "weights": (prim.md("weights"), plan.blocked_weight(weight, prim)),
             "dst": (prim.md("dst"), out)}
     if bias is not None:
@@ -246,7 +246,7 @@ def conv_grad_input(gy, weight, window: Window, groups: int, x_shape, plans: one
     plan = plan_for(x_shape, weight.shape, groups, window, gy.shape[1:3], plans)
     prim = plan.data
     strided = _strided_pointwise(window)
-    dx = np.empty((gy.shape[0], *gy.shape[1:3], x_shape[3]) if strided else x_shape, np.float32)
+    dx = aligned.empty((gy.shape[0], *gy.shape[1:3], x_shape[3]) if strided else x_shape)
     prim(diff_src=(prim.md("diff_src"), dx), weights=(prim.md("weights"), plan.blocked_weight(weight, prim)),
          diff_dst=(prim.md("diff_dst"), gy))
     if not strided:

@@ -35,7 +35,7 @@ import numpy as np
 
 from lucid._backend import get_array_module
 from lucid.autograd.function import Function
-from lucid.ops import gpu_fused, norm_onednn, onednn
+from lucid.ops import aligned, gpu_fused, norm_onednn, onednn
 from lucid.ops.activation import relu_backward
 from lucid.ops.blocked import map_row_blocks
 from lucid.ops.layout import from_nhwc, to_nhwc
@@ -187,7 +187,7 @@ def affine_rows(rows, k1, k0=None, dy=None, k=None, relu: bool = False, out=None
     xp = get_array_module(rows)
     if gpu_fused.use_fused(xp):  # one kernel on the GPU, into a new array
         return gpu_fused.affine(rows, k1, k0, dy, k, relu)
-    result = xp.empty(rows.shape, rows.dtype) if out is None else out
+    result = aligned.empty(rows.shape, rows.dtype, xp) if out is None else out
     w = wide_factor(rows, dy, result)
     out_is_dy = dy is not None and out is dy
     rows, dy, out = (widen(a, w) for a in (rows, dy, result))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lucid.ops import onednn
+from lucid.ops import aligned, onednn
 
 USE_GLOBAL_STATS, USE_SCALE, USE_SHIFT, FUSE_RELU = 0x1, 0x2, 0x4, 0x8
 
@@ -80,7 +80,7 @@ def batch_norm_forward(rows, weight, bias, eps: float, relu: bool, mean=None, va
     m, c = rows.shape
     mode = TRAIN if mean is None else (GIVEN if training else EVAL)
     plan = PLANS.get(m, c, float(eps), bool(relu), mode)
-    y = np.empty_like(rows)
+    y = aligned.empty(rows.shape)
     if mode == TRAIN:
         mean, var = np.empty(c, np.float32), np.empty(c, np.float32)
     else:
@@ -106,7 +106,7 @@ def batch_norm_backward(dy, rows, weight, eps: float, relu: bool, saved, given: 
     mean, var, workspace = saved
     prim = plan.backward
     dy = np.ascontiguousarray(dy, dtype=np.float32)
-    dx, dweight, dbias = np.empty_like(rows), np.empty(c, np.float32), np.empty(c, np.float32)
+    dx, dweight, dbias = aligned.empty(rows.shape), np.empty(c, np.float32), np.empty(c, np.float32)
     args = {"src": (plan.rows.handle, rows), "diff_dst": (plan.rows.handle, dy), "diff_src": (plan.rows.handle, dx),
             "mean": (plan.stat.handle, mean), "variance": (plan.stat.handle, var),
             "scale": (plan.stat.handle, _vector(weight, c, 1.0)),

@@ -11,6 +11,7 @@ import numpy as np
 from lucid import _backend
 from lucid._backend import get_array_module
 from lucid.autograd.function import Function
+from lucid.ops import aligned
 from lucid.ops.blocked import map_row_blocks
 from lucid.ops.layout import from_nhwc, to_nhwc
 from lucid.ops.window import Window, adaptive_bins, pair
@@ -27,7 +28,7 @@ class MaxPool2d(Function):
         xp = get_array_module(x)
         xh = to_nhwc(x)
         n, h, w, c = xh.shape
-        out = xp.empty((n, out_hw[0], out_hw[1], c), x.dtype)
+        out = aligned.empty((n, out_hw[0], out_hw[1], c), x.dtype, xp)
         taps = [t[2:] for t in window.taps((h, w), out_hw)]
         full = [t for t in taps if t[0] == (slice(0, out_hw[0]), slice(0, out_hw[1]))]
         rest = [t for t in taps if t is not (full[0] if full else None)]
