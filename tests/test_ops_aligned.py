@@ -21,6 +21,10 @@ def test_empty_is_aligned_contiguous_and_writable(shape, dtype):
     assert np.all(a == 1)
 
 
+def test_empty_takes_an_int_shape():
+    assert aligned.empty(5, np.float64).shape == (5,)
+
+
 def test_empty_like_keeps_the_layout():
     nchw = np.zeros((2, 3, 4, 5), np.float32)
     channels_last = np.zeros((2, 4, 5, 3), np.float32).transpose(0, 3, 1, 2)

@@ -9,6 +9,8 @@ allocate their results here, so the next kernel reads aligned memory.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from lucid._backend import get_array_module
@@ -22,7 +24,8 @@ def empty(shape, dtype=np.float32, xp=np):
     if xp is not np:
         return xp.empty(shape, dtype)
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    nbytes = math.prod(shape) * dtype.itemsize
     raw = np.empty(nbytes + ALIGNMENT, np.uint8)
     start = -raw.ctypes.data % ALIGNMENT
     return raw[start : start + nbytes].view(dtype).reshape(shape)
