@@ -77,6 +77,17 @@ CASES = {
         lambda x, w, b: ops.batch_norm(x, None, None, w, b, training=True),
         lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
     ),
+    # SyncBatchNorm's kernel path, its cross-rank sum replaced by the identity (PyTorch: plain batch norm)
+    "sync_batch_norm+relu train 16ch 28x28 b64": (
+        (64, 16, 28, 28), [(16,), (16,)],
+        lambda x, w, b: ops.batch_norm(x, None, None, w, b, training=True, relu=True, stats_reduce=lambda p: p),
+        lambda x, w, b: F.relu(F.batch_norm(x, None, None, w, b, training=True)),
+    ),
+    "sync_batch_norm+relu train 128ch 14x14 b64": (
+        (64, 128, 14, 14), [(128,), (128,)],
+        lambda x, w, b: ops.batch_norm(x, None, None, w, b, training=True, relu=True, stats_reduce=lambda p: p),
+        lambda x, w, b: F.relu(F.batch_norm(x, None, None, w, b, training=True)),
+    ),
     "batch_norm eval 256ch 56x56 b16": (
         (16, 256, 56, 56), [(256,), (256,)],
         lambda x, w, b: ops.batch_norm(x, lucid.zeros(256), lucid.ones(256), w, b),
