@@ -167,7 +167,7 @@ class ConvPlan:
         md = prim.md("weights")
         if prim.lib.dnnl_memory_desc_equal(md, self.plain_w.handle):
             return weight
-        out = np.empty(prim.size("weights") // 4, np.float32)
+        out = aligned.empty(prim.size("weights") // 4)
         self.reorder(self.plain_w.handle, md, np.ascontiguousarray(weight), out)
         return out
 
@@ -264,11 +264,11 @@ def conv_grad_weight(xh, gy, window: Window, groups: int, w_shape, plans: onednn
         xh = _subsampled(xh, window, gy.shape[1:3])
     prim = plan.weights
     md = prim.md("diff_weights")
-    gw = np.empty(w_shape, np.float32)
+    gw = aligned.empty(w_shape)
     if prim.lib.dnnl_memory_desc_equal(md, plan.plain_w.handle):
         prim(src=(prim.md("src"), xh), diff_weights=(md, gw), diff_dst=(prim.md("diff_dst"), gy))
         return gw
-    blocked = np.empty(prim.size("diff_weights") // 4, np.float32)
+    blocked = aligned.empty(prim.size("diff_weights") // 4)
     prim(src=(prim.md("src"), xh), diff_weights=(md, blocked), diff_dst=(prim.md("diff_dst"), gy))
     plan.reorder(md, plan.plain_w.handle, blocked, gw)
     return gw
