@@ -6,7 +6,9 @@
 Milliseconds per call (median of --reps after one warm-up call) of the forward, the input
 gradient and the weight gradient, float32, NHWC memory, on ``--threads`` threads; marks
 with * the path ``lucid.ops.conv_onednn.kernels`` picks for each kernel, and names oneDNN's
-implementation. PyTorch runs in a second pass after lucid's (never interleaved: its OpenMP
+implementation. lucid's operands and the buffers its kernels allocate start on 64-byte
+boundaries (``lucid.ops.aligned``); ``--offset 16`` moves all of them 16 bytes past one (where
+NumPy's large arrays start) to show what the alignment buys. PyTorch runs in a second pass after lucid's (never interleaved: its OpenMP
 threads would spin next to lucid's), when it imports.
 """
 from __future__ import annotations
@@ -47,6 +49,32 @@ def operands(spec: str):
     return x, w, k, s, k // 2, g
 
 
+def misalign(offset: int) -> None:
+    """Make ``lucid.ops.aligned.empty`` return arrays ``offset`` bytes past a 64-byte boundary."""
+    from lucid.ops import aligned
+
+    aligned_empty = aligned.empty
+
+    def empty(shape, dtype=np.float32, xp=np):
+        if xp is not np:
+            return aligned_empty(shape, dtype, xp)
+        dtype = np.dtype(dtype)
+        shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        raw = aligned_empty(int(np.prod(shape)) * dtype.itemsize + offset, np.uint8)
+        return raw[offset:].view(dtype).reshape(shape)
+
+    aligned.empty = empty
+
+
+def placed(a):
+    """A copy of ``a`` where lucid's kernels would allocate it (``lucid.ops.aligned.empty``)."""
+    from lucid.ops import aligned
+
+    out = aligned.empty(a.shape, a.dtype)
+    out[...] = a
+    return out
+
+
 def lucid_row(spec: str, reps: int) -> str:
     from lucid.ops import conv, conv_onednn, onednn
     from lucid.ops.conv import conv_nhwc, conv_window, weight_matrix
@@ -54,6 +82,7 @@ def lucid_row(spec: str, reps: int) -> str:
     xh, w, k, s, p, g = operands(spec)
     window, out_hw = conv_window(xh.shape[1:3], (k, k), s, p, 1)
     gy = np.random.default_rng(1).standard_normal((xh.shape[0], *out_hw, w.shape[0]), np.float32)
+    xh, w, gy = placed(xh), placed(w), placed(gy)
     gemm = [timed(lambda: conv_nhwc(xh, weight_matrix(w, g), window, out_hw), reps),
             timed(lambda: conv.conv_grad_input(gy, w, window, g, xh.shape[1:3]), reps),
             timed(lambda: conv.conv_grad_weight(xh, gy, window, g, w.shape), reps)]
@@ -93,6 +122,7 @@ def main() -> None:
     ap.add_argument("--layer", action="append", help="batch,C_in,size,C_out,kernel,stride,groups (repeatable)")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--offset", type=int, default=0, help="bytes past a 64-byte boundary for lucid's arrays (16: NumPy's)")
     ap.add_argument("--side", choices=["lucid", "torch"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     layers = args.layer or LAYERS
@@ -102,6 +132,8 @@ def main() -> None:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(args.threads)
+        if args.offset:
+            misalign(args.offset)
         for spec in layers:
             row = lucid_row(spec, args.reps) if args.side == "lucid" else torch_row(spec, args.reps, args.threads)
             print(row, flush=True)
@@ -113,7 +145,8 @@ def main() -> None:
         return
     print("ms per call: forward | input gradient | weight gradient; lucid: 'GEMM path | oneDNN' per kernel, "
           "* = the path lucid picks")
-    base = [sys.executable, os.path.abspath(__file__), "--reps", str(args.reps), "--threads", str(args.threads)]
+    base = [sys.executable, os.path.abspath(__file__), "--reps", str(args.reps), "--threads", str(args.threads),
+            "--offset", str(args.offset)]
     base += [a for spec in layers for a in ("--layer", spec)]
     subprocess.run(base + ["--side", "lucid"], check=True)
     try:
