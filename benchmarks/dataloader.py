@@ -13,7 +13,9 @@ temporary ImageFolder and measures images/s over whole passes:
   builds them (one core), with the default JPEG decoder (TurboJPEG through simplejpeg when
   it is installed, which the run names), with Pillow's (``decoder="pillow"``, the same
   pixels) and with the opt-in ``decoder="turbo_fast"`` (other pixels), and the DataLoader
-  with 0, 2 thread and 2 process workers.
+  with 0, 2 thread and 2 process workers (kept from pass to pass with ``persistent_workers``,
+  as for the epochs of a run), and 2 process workers started anew each pass (what each
+  epoch pays without ``persistent_workers``: start-up and sending them the dataset).
 
 Like a training process (``lucid.distributed.init``), the script keeps freed large blocks
 for reuse (``lucid._malloc.tune``), and so do the loader's worker processes: without it
@@ -122,10 +124,13 @@ def main() -> None:
         for run in one_core.values():  # warm the page cache and the imports
             run(batches[0])
         cpu = paired_per_core(one_core, batches, args.reps)
+        kept = {mode: DataLoader(area, args.batch, num_workers=2, worker_mode=mode, persistent_workers=True)
+                for mode in ("thread", "process")}
         loaders = {
             "0 workers": lambda: loader_pass(DataLoader(area, args.batch)),
-            "2 thread workers": lambda: loader_pass(DataLoader(area, args.batch, num_workers=2)),
-            "2 process workers": lambda: loader_pass(DataLoader(area, args.batch, num_workers=2, worker_mode="process")),
+            "2 thread workers": lambda: loader_pass(kept["thread"]),
+            "2 process workers": lambda: loader_pass(kept["process"]),
+            "2 process workers, new each pass": lambda: loader_pass(DataLoader(area, args.batch, num_workers=2, worker_mode="process")),
         }
         for run in loaders.values():
             run()
@@ -135,6 +140,8 @@ def main() -> None:
                 t0 = time.perf_counter()
                 run()
                 wall[name].append(time.perf_counter() - t0)
+        for loader in kept.values():
+            loader.close()
     n = len(area)
     base = cpu["baseline (Pillow)"]
     print(f"{n} JPEGs 500x375 q90, batch {args.batch}, {args.reps} passes; cpus={os.cpu_count()}, "
@@ -147,7 +154,8 @@ def main() -> None:
     print("per core (CPU time of one thread, batches measured in turns):")
     for name, sec in cpu.items():
         print(f"  {name:34s} {1 / sec:7.1f} img/s per core   {base / sec:5.2f}x baseline")
-    print("DataLoader imagenet_train(224), wall clock (median pass):")
+    print("DataLoader imagenet_train(224), wall clock (median pass; workers kept between passes "
+          "(persistent_workers) but in the last line, which pays their start-up every pass):")
     for name, t in wall.items():
         print(f"  {name:34s} {n / float(np.median(t)):7.1f} img/s")
 

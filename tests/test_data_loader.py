@@ -1,6 +1,9 @@
 """DataLoader: same batches for any worker count, resume, errors, worker cleanup, tqdm."""
+import gc
 import multiprocessing
 import os
+import signal
+import threading
 
 import numpy as np
 import pytest
@@ -8,6 +11,7 @@ import pytest
 import lucid
 from lucid.data import DataLoader, DistributedSampler, ImageFolder, ImageLoadError, imagenet_train, make_fake_image_folder
 from lucid.data.transforms import Compose, Resize, ToArray
+from lucid.data.workers import WorkerError
 
 KINDS = (("RGB", "JPEG", ".jpg"), ("L", "PNG", ".png"), ("RGBA", "PNG", ".png"), ("CMYK", "JPEG", ".jpg"))
 
@@ -169,6 +173,71 @@ def test_skip_policy_counts_and_warns_once_with_process_workers(broken):
         assert_same(got, arrays(DataLoader(ds0, batch_size=4)))
 
 
+def data_threads():
+    return {t for t in threading.enumerate() if t.name.startswith("lucid-data")}
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_persistent_workers_are_kept_and_give_the_same_epochs(dataset, mode):
+    fresh = DataLoader(dataset, batch_size=5, shuffle=True, seed=3, num_workers=2, worker_mode=mode)
+    kept = DataLoader(dataset, batch_size=5, shuffle=True, seed=3, num_workers=2, worker_mode=mode, persistent_workers=True)
+    first = arrays(kept)
+    workers = data_threads() if mode == "thread" else {p.pid for p in multiprocessing.active_children()}
+    assert len(workers) == 2
+    assert_same(arrays(fresh), first)
+    assert_same(arrays(fresh), arrays(kept))  # the next epoch: reshuffled, re-augmented, by the same workers
+    assert (data_threads() >= workers) if mode == "thread" else ({p.pid for p in multiprocessing.active_children()} == workers)
+    kept.close()
+    if mode == "process":
+        assert multiprocessing.active_children() == [] and not any(alive(p) for p in workers)
+    assert_same(arrays(fresh), arrays(kept))  # after close(): new workers
+
+
+def test_persistent_workers_drop_an_abandoned_iterations_batches(dataset):
+    """A loop left after one batch (three more in flight), then the rest: the same batches as without persistence."""
+    def run(persistent):
+        loader = DataLoader(dataset, batch_size=4, shuffle=True, seed=1, num_workers=2, worker_mode="process",
+                            persistent_workers=persistent)
+        got = []
+        for batch in loader:
+            got.append((batch[0].numpy().copy(), batch[1].numpy().copy()))
+            break
+        got += arrays(loader) + arrays(loader)
+        loader.close()
+        return got
+
+    assert_same(run(False), run(True))
+    assert multiprocessing.active_children() == []
+
+
+def test_persistent_workers_survive_a_dataset_error_and_are_stopped_by_garbage_collection(broken):
+    ds = ImageFolder(broken, transform=Compose([Resize((8, 8)), ToArray()]))
+    loader = DataLoader(ds, batch_size=1, num_workers=2, worker_mode="process", persistent_workers=True)
+    for _ in range(2):  # the error again, not a stale batch of the first pass, and the same workers
+        with pytest.raises(ImageLoadError, match=r"img_0003"):
+            for _ in loader:
+                pass
+        pids = {p.pid for p in multiprocessing.active_children()}
+        assert len(pids) == 2
+    del loader
+    gc.collect()
+    assert multiprocessing.active_children() == [] and not any(alive(p) for p in pids)
+
+
+def test_persistent_worker_that_died_is_reported_then_replaced(dataset):
+    loader = DataLoader(dataset, batch_size=9, num_workers=2, worker_mode="process", persistent_workers=True)
+    reference = arrays(loader)
+    victim = multiprocessing.active_children()[0]
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.join(5)
+    with pytest.raises(WorkerError, match=f"pid {victim.pid}. exited unexpectedly"):
+        arrays(loader)
+    loader.set_epoch(0)
+    assert_same(reference, arrays(loader))  # new workers
+    assert victim.pid not in {p.pid for p in multiprocessing.active_children()}
+    loader.close()
+
+
 def test_tqdm_and_collate_fn(dataset):
     tqdm = pytest.importorskip("tqdm").tqdm
     loader = DataLoader(dataset, batch_size=4)
@@ -183,6 +252,8 @@ def test_argument_errors(dataset):
         DataLoader(dataset, sampler=DistributedSampler(len(dataset)), shuffle=True)
     with pytest.raises(ValueError, match="worker_mode"):
         DataLoader(dataset, worker_mode="fork")
+    with pytest.raises(ValueError, match="persistent_workers=True needs num_workers > 0"):
+        DataLoader(dataset, persistent_workers=True)
     with pytest.raises(TypeError, match="state_dict"):
         DataLoader(dataset, sampler=[0, 1, 2]).state_dict()
     with pytest.raises(TypeError, match="picklable"):

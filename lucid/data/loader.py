@@ -29,6 +29,10 @@ class DataLoader:
         seed: seed of the augmentation (and of the default sampler's order) when the
             sampler has no ``seed`` of its own.
         worker_mode: "thread" (default; see lucid/data/workers.py) or "process".
+        persistent_workers: keep the workers between iterations (epochs) instead of starting
+            new ones each time: worker processes then start, and receive the dataset, once.
+            They keep the dataset as it was when they started. ``close()`` stops them, and
+            so does garbage collection of the loader.
     """
 
     def __init__(
@@ -43,6 +47,7 @@ class DataLoader:
         collate_fn=None,
         seed: int = 0,
         worker_mode: str = "thread",
+        persistent_workers: bool = False,
     ):
         if batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
@@ -50,6 +55,8 @@ class DataLoader:
             raise ValueError(f"DataLoader: need num_workers >= 0 and prefetch >= 1, got {num_workers}, {prefetch}")
         if worker_mode not in WORKER_MODES:
             raise ValueError(f"DataLoader: worker_mode must be one of {WORKER_MODES}, got {worker_mode!r}")
+        if persistent_workers and num_workers == 0:
+            raise ValueError("DataLoader: persistent_workers=True needs num_workers > 0 (with 0 there are no workers to keep)")
         if sampler is not None and shuffle:
             raise ValueError("DataLoader: shuffle=True cannot be combined with a sampler (the sampler decides the order)")
         self.dataset = dataset
@@ -62,6 +69,9 @@ class DataLoader:
         self.collate_fn = collate_fn
         self.seed = int(seed)
         self.worker_mode = worker_mode
+        self.persistent_workers = bool(persistent_workers)
+        self._backend = None  # the kept workers (persistent_workers)
+        self._finalizer = None
         self._epoch = 0  # augmentation epoch for samplers without one
         self._live = None
 
@@ -100,12 +110,15 @@ class DataLoader:
 
     # -- iteration -------------------------------------------------------------------
     def __iter__(self):
-        previous = self._live() if self._live is not None else None
-        if previous is not None:
-            previous.close()  # one live iteration (and one set of workers) at a time
+        self._end_live_iteration()  # one live iteration (and one set of workers) at a time
         gen = self._iterate()
         self._live = weakref.ref(gen)
         return gen
+
+    def _end_live_iteration(self) -> None:
+        previous = self._live() if self._live is not None else None
+        if previous is not None:
+            previous.close()
 
     def _batches(self) -> list:
         indices = np.fromiter(iter(self.sampler), dtype=np.int64)
@@ -117,7 +130,7 @@ class DataLoader:
         batches = self._batches()
         seed = int(getattr(self.sampler, "seed", self.seed))
         epoch = self.epoch
-        backend = make_backend(self.worker_mode, self.dataset, self.collate_fn, self.num_workers, self.prefetch) if batches else None
+        backend = self._open_backend() if batches else None
         ahead = self.prefetch * max(1, self.num_workers)
         submitted = 0
         try:
@@ -133,8 +146,37 @@ class DataLoader:
             if not batches:
                 self._advance(0, last=True)
         finally:
-            if backend is not None:
+            if backend is not None and not self.persistent_workers:
                 backend.close()
+
+    def _open_backend(self):
+        """This iteration's workers: new ones, or with persistent_workers the kept ones, their
+        batches still in flight from an abandoned iteration dropped first."""
+        if not self.persistent_workers:
+            return make_backend(self.worker_mode, self.dataset, self.collate_fn, self.num_workers, self.prefetch)
+        if self._backend is not None and getattr(self._backend, "broken", False):
+            self._close_backend()  # a worker died (reported then): start new ones
+        if self._backend is None:
+            self._backend = make_backend(self.worker_mode, self.dataset, self.collate_fn, self.num_workers, self.prefetch)
+            self._finalizer = weakref.finalize(self, self._backend.close)
+            return self._backend
+        try:
+            self._backend.drain()
+        except BaseException:
+            self._close_backend()  # a worker died: the next iteration starts new ones
+            raise
+        return self._backend
+
+    def close(self) -> None:
+        """Stop the workers kept by ``persistent_workers`` (a later iteration starts new ones);
+        an iteration still going ends here."""
+        self._end_live_iteration()
+        self._close_backend()
+
+    def _close_backend(self) -> None:
+        if self._finalizer is not None:
+            self._finalizer()  # closes the backend, once
+        self._backend = self._finalizer = None
 
     def _advance(self, count: int, last: bool) -> None:
         """Record ``count`` samples as handed out; after the last batch the epoch is done

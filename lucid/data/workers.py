@@ -18,7 +18,7 @@ import pickle
 import signal
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from multiprocessing import connection, shared_memory
 
 import numpy as np
@@ -48,6 +48,9 @@ class SyncBackend:
         indices, seed, epoch = self._tasks.pop(batch_id)
         return fetch_batch(self.dataset, indices, seed, epoch, self.collate_fn)[0]
 
+    def drain(self) -> None:
+        self._tasks.clear()
+
     def close(self) -> None:
         self._tasks.clear()
 
@@ -65,6 +68,12 @@ class ThreadBackend:
 
     def result(self, batch_id: int):
         return self._futures.pop(batch_id).result()[0]
+
+    def drain(self) -> None:
+        """Drop the batches in flight: cancel those not started, wait for the running ones."""
+        running = [f for f in self._futures.values() if not f.cancel()]
+        wait(running)
+        self._futures.clear()
 
     def close(self) -> None:
         for f in self._futures.values():
@@ -174,6 +183,7 @@ class ProcessBackend:
         self._shms: dict[str, shared_memory.SharedMemory] = {}
         self._inflight: dict[int, tuple[int, str | None]] = {}
         self._done: dict[int, object] = {}
+        self.broken = False
         try:
             for w in range(num_workers):
                 self._workers.append(_Worker(ctx, w, dataset, collate_fn))
@@ -196,14 +206,24 @@ class ProcessBackend:
         worker = self._workers[w]
         slot = worker.free.pop() if worker.free else None
         self._inflight[batch_id] = (w, slot)
-        worker.tasks.send((batch_id, [int(i) for i in indices], seed, epoch, slot))
+        try:
+            worker.tasks.send((batch_id, [int(i) for i in indices], seed, epoch, slot))
+        except OSError:  # its end of the pipe is gone: the worker died
+            self._died(worker)
 
     def result(self, batch_id: int):
         while batch_id not in self._done:
             self._poll()
         return self._done.pop(batch_id)
 
-    def _poll(self) -> None:
+    def drain(self) -> None:
+        """Wait for the batches in flight and drop them, their errors and skip records too: the
+        workers are idle afterwards. A worker that died raises WorkerError."""
+        while self._inflight:
+            self._poll(discard=True)
+        self._done.clear()
+
+    def _poll(self, discard: bool = False) -> None:
         conns = {w.results: w for w in self._workers}
         sentinels = {w.process.sentinel: w for w in self._workers}
         ready = connection.wait([*conns, *sentinels], timeout=1.0)
@@ -213,13 +233,13 @@ class ProcessBackend:
                     msg = r.recv()
                 except EOFError:
                     self._died(conns[r])
-                self._handle(msg)
+                self._handle(msg, discard)
         for r in ready:
             if r in sentinels and not sentinels[r].results.poll():
                 self._died(sentinels[r])
 
-    @staticmethod
-    def _died(worker) -> None:
+    def _died(self, worker) -> None:
+        self.broken = True  # persistent workers: the loader starts new ones next time
         p = worker.process
         p.join(1.0)
         raise WorkerError(
@@ -228,25 +248,30 @@ class ProcessBackend:
             "under `if __name__ == '__main__':`"
         )
 
-    def _handle(self, msg) -> None:
+    def _handle(self, msg, discard: bool = False) -> None:
+        """Take one worker message: the batch into ``_done`` (or dropped with ``discard``), or its error raised."""
         kind, batch_id = msg[0], msg[1]
         w, slot = self._inflight.pop(batch_id)
-        if kind == "error":
-            blob, text = msg[2], msg[3]
-            exc = pickle.loads(blob) if blob is not None else WorkerError(text)
-            if blob is not None:
-                exc.add_note(text)
-            raise exc
-        batch, in_buffer, records = msg[2], msg[3], msg[4]
-        if in_buffer:
-            batch = self._copy_out(batch, slot)
-        else:
-            self._make_slots(batch)
-        if slot is not None:
-            self._workers[w].free.append(slot)
-        if records:
-            self.dataset.skip_log.merge(records)
-        self._done[batch_id] = batch
+        try:
+            if discard:
+                return
+            if kind == "error":
+                blob, text = msg[2], msg[3]
+                exc = pickle.loads(blob) if blob is not None else WorkerError(text)
+                if blob is not None:
+                    exc.add_note(text)
+                raise exc
+            batch, in_buffer, records = msg[2], msg[3], msg[4]
+            if in_buffer:
+                batch = self._copy_out(batch, slot)
+            else:
+                self._make_slots(batch)
+            if records:
+                self.dataset.skip_log.merge(records)
+            self._done[batch_id] = batch
+        finally:
+            if slot is not None:  # copied out above: the worker may write the next batch into it
+                self._workers[w].free.append(slot)
 
     def _copy_out(self, batch, slot: str):
         is_tuple = isinstance(batch, tuple)
