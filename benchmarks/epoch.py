@@ -1,6 +1,7 @@
 """Whole-run training throughput at 1 and 2 ranks: loader + step + all-reduce together.
 
     python benchmarks/epoch.py [--run demo|resnet_50|both] [--steps 20] [--repeats 2]
+                                [--cached-batches] [--sync-bn config|on|off]
 
 Two runs, each on a synthetic ImageFolder tree the script writes first (so nothing needs
 downloading) and built by the real training components (``lucid.train.Trainer``: its
@@ -19,7 +20,9 @@ every rank pinned to its own core with one BLAS thread (so 2 ranks use twice the
 + backward (the all-reduce of early buckets overlaps it), ``ddp.finish()`` (all-reduce
 not hidden by backward, plus waiting for the slower rank), and optimizer + scheduler.
 Reported: images/s of the whole timed loop (global batch x steps / wall time), the share
-of each part, and the 2-rank / 1-rank throughput ratio. Other jobs share the machine, so
+of each part, and the 2-rank / 1-rank throughput ratio. ``--cached-batches`` makes the
+batches before the clock starts (the step alone, without the loader's CPU time on the
+same core) and ``--sync-bn on|off`` overrides the config, to take the ratio apart. Other jobs share the machine, so
 every run is printed with the load average and the best run of each world size is used.
 """
 from __future__ import annotations
@@ -84,6 +87,8 @@ def worker(args) -> None:
     loader.set_epoch(0)
     trainer.model.train()
     batches = iter(loader)
+    if args.cached_batches:  # the loader's work done before the clock starts: the step alone
+        batches = iter([next(batches) for _ in range(args.warmup + args.steps)])
     parts = dict.fromkeys(PARTS, 0.0)
     start = 0.0
     for step in range(args.warmup + args.steps):
@@ -124,6 +129,7 @@ def launch(n: int, cfg: dict, args) -> dict:
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     cmd = [find_mpiexec() or "mpiexec", "-n", str(n), sys.executable, os.path.abspath(__file__), "--worker",
            "--config", json.dumps(cfg), "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    cmd += ["--cached-batches"] if args.cached_batches else []
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
     if out.returncode != 0:
         raise SystemExit(f"mpiexec -n {n} failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
@@ -140,9 +146,12 @@ def describe(r: dict) -> str:
 def bench(run: str, args) -> None:
     with tempfile.TemporaryDirectory(prefix=f"lucid-epoch-{run}-") as tmp:
         cfg = run_config(run, os.path.join(tmp, "data"), os.path.join(tmp, "out"), args.warmup + args.steps)
+        if args.sync_bn != "config":
+            cfg["run"]["sync_bn"] = args.sync_bn == "on"
         make_tree(run, cfg["data"]["root"], cfg["data"]["batch_size"] * (args.warmup + args.steps))
+        loading = "batches made before timing" if args.cached_batches else f"{cfg['data']['workers']} loader worker(s)"
         print(f"== {run}: {cfg['model']['name']}, {cfg['data']['image_size']}x{cfg['data']['image_size']}, "
-              f"batch {cfg['data']['batch_size']}/rank, {cfg['data']['workers']} loader worker(s), "
+              f"batch {cfg['data']['batch_size']}/rank, {loading}, sync_bn {cfg['run']['sync_bn']}, "
               f"{args.warmup} warm-up + {args.steps} timed steps", flush=True)
         results: dict = {1: [], 2: []}
         for _ in range(args.repeats):
@@ -167,6 +176,10 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2, help="1-rank / 2-rank pairs, interleaved")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per mpiexec job")
+    ap.add_argument("--cached-batches", action="store_true",
+                    help="make every batch before the clock starts: the step (forward, backward, all-reduce) alone")
+    ap.add_argument("--sync-bn", choices=["config", "on", "off"], default="config",
+                    help="SyncBatchNorm as the run's config has it, or forced on/off")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--config", help=argparse.SUPPRESS)
     args = ap.parse_args()
