@@ -193,10 +193,11 @@ def test_persistent_workers_are_kept_and_give_the_same_epochs(dataset, mode):
     assert_same(arrays(fresh), arrays(kept))  # after close(): new workers
 
 
-def test_persistent_workers_drop_an_abandoned_iterations_batches(dataset):
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_persistent_workers_drop_an_abandoned_iterations_batches(dataset, mode):
     """A loop left after one batch (three more in flight), then the rest: the same batches as without persistence."""
     def run(persistent):
-        loader = DataLoader(dataset, batch_size=4, shuffle=True, seed=1, num_workers=2, worker_mode="process",
+        loader = DataLoader(dataset, batch_size=4, shuffle=True, seed=1, num_workers=2, worker_mode=mode,
                             persistent_workers=persistent)
         got = []
         for batch in loader:
