@@ -1,13 +1,15 @@
 """Unreadable images under data.on_error = "skip", with a real mpiexec -n 2: a folder holding a
 truncated JPEG, a zero-byte .jpg and a text file named .jpg -> 3 skipped per epoch in metrics
 and in the summary, listed in skipped-images.txt; evaluation counts exactly the readable
-images (never a duplicate) and fails under "raise"."""
+images (never a duplicate) and fails under "raise". Process workers kept between epochs
+give the same run as threads; the worker settings reach both loaders."""
 import io
 import os
 
 import numpy as np
+import pytest
 from PIL import Image
-from test_train_resume import records, train
+from test_train_resume import DEBUG, records, train
 
 
 def jpeg(rng, size=48) -> bytes:
@@ -55,3 +57,39 @@ def test_skipped_images_counted_listed_and_left_out_of_eval(tmp_path):
 
     res = train(2, tmp_path / "strict", *common, "--set", 'data.on_error="raise"', ok=False)
     assert res.returncode != 0 and "c0/" in res.stderr and ".jpg" in res.stderr
+
+
+def test_process_workers_kept_between_epochs_give_the_threads_run(tmp_path):
+    """data.worker_mode = "process" with persistent_workers under mpirun -n 2: the same losses,
+    skip counts and evaluations as thread workers, over two epochs (the workers' skip records
+    merged once per image and epoch)."""
+    rng = np.random.default_rng(1)
+    data = tmp_path / "data"
+    make_tree(data / "train", {"c0": 3, "c1": 6, "c2": 6, "c3": 6}, rng)
+    make_tree(data / "val", {"c0": 3, "c1": 3, "c2": 3, "c3": 3}, rng)
+    common = ["--set", 'data.source="folder"', "--set", "data.source_args={}", "--set", f'data.root="{data}"',
+              "--set", "data.image_size=16", "--set", "run.epochs=2", "--set", 'data.on_error="skip"',
+              "--set", "data.workers=2"]
+    train(2, tmp_path / "threads", *common)
+    train(2, tmp_path / "processes", *common, "--set", 'data.worker_mode="process"', "--set", "data.persistent_workers=true")
+    for kind in ("train", "epoch", "eval"):
+        got = [{k: v for k, v in r.items() if k not in ("time", "seconds", "img_per_s")} for r in records(tmp_path / "processes", kind)]
+        want = [{k: v for k, v in r.items() if k not in ("time", "seconds", "img_per_s")} for r in records(tmp_path / "threads", kind)]
+        assert got == want and got, kind
+    assert [r["skipped_images"] for r in records(tmp_path / "processes", "epoch")] == [3, 3]
+
+
+def test_worker_settings_reach_both_loaders():
+    from lucid.train.config import load_config
+    from lucid.train.data_setup import build_data
+
+    def loaders(*overrides):
+        cfg = load_config(DEBUG, list(overrides))
+        run_data = build_data(cfg.data, cfg.model.num_classes, 0, 1, cfg.run.seed)
+        return [(ld.num_workers, ld.worker_mode, ld.persistent_workers) for ld in (run_data.train_loader, run_data.val_loader)]
+
+    assert loaders("data.workers=2", 'data.worker_mode="process"', "data.persistent_workers=true") == [(2, "process", True)] * 2
+    assert loaders("data.workers=2") == [(2, "thread", False)] * 2
+    assert loaders("data.workers=0", "data.persistent_workers=true") == [(0, "thread", False)] * 2  # nothing to keep
+    with pytest.raises(ValueError, match="data.worker_mode"):
+        loaders('data.worker_mode="fork"')

@@ -79,6 +79,8 @@ class DataConfig:
     batch_size: int = field(default=32, metadata=_positive())  # per rank
     eval_batch_size: int = field(default=0, metadata=_non_negative())  # 0 = batch_size
     workers: int = field(default=2, metadata=_non_negative())
+    worker_mode: str = field(default="thread", metadata=_one_of("thread", "process"))  # DataLoader's worker_mode
+    persistent_workers: bool = False  # keep the loaders' workers from epoch to epoch (with workers > 0)
     on_error: str = field(default="raise", metadata=_one_of("raise", "skip"))
     mixup_alpha: float = field(default=0.0, metadata=_non_negative())  # Beta(a, a) of mixup's lambda; 0 = off
     cutmix_alpha: float = field(default=0.0, metadata=_non_negative())  # Beta(a, a) of CutMix's lambda; 0 = off

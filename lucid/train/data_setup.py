@@ -68,7 +68,13 @@ def build_val_loader(cfg: DataConfig, num_classes: int, rank: int, world: int, s
     if getattr(val_set, "on_error", None) == "skip":  # count exactly the readable images, never a duplicate
         val_set = data.LeaveOutUnreadable(val_set)
     val_sampler = data.DistributedSampler(len(val_set), world, rank, shuffle=False, eval_mode=True)
-    return data.DataLoader(val_set, cfg.eval_batch_size or batch_size, sampler=val_sampler, num_workers=cfg.workers, seed=seed)
+    return data.DataLoader(val_set, cfg.eval_batch_size or batch_size, sampler=val_sampler, seed=seed, **_workers(cfg))
+
+
+def _workers(cfg: DataConfig) -> dict:
+    """The DataLoader's worker arguments from the config (keeping no workers when there are none)."""
+    return {"num_workers": cfg.workers, "worker_mode": cfg.worker_mode,
+            "persistent_workers": cfg.persistent_workers and cfg.workers > 0}
 
 
 def build_data(cfg: DataConfig, num_classes: int, rank: int, world: int, seed: int, batch_size: int | None = None) -> RunData:
@@ -84,7 +90,7 @@ def build_data(cfg: DataConfig, num_classes: int, rank: int, world: int, seed: i
         )
     train_sampler = data.DistributedSampler(len(train_set), world, rank, shuffle=True, seed=seed, drop_last=True)
     train_loader = data.DataLoader(
-        train_set, batch_size, sampler=train_sampler, num_workers=cfg.workers, drop_last=True, seed=seed
+        train_set, batch_size, sampler=train_sampler, drop_last=True, seed=seed, **_workers(cfg)
     )
     val_loader = build_val_loader(cfg, num_classes, rank, world, seed, batch_size)
     return RunData(train_loader, val_loader, train_sampler, num_classes, normalize)

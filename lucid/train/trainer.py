@@ -228,7 +228,16 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------
     def fit(self) -> dict:
-        """Train to ``run.epochs`` (or ``run.max_steps``), evaluating and checkpointing on the way."""
+        """Train to ``run.epochs`` (or ``run.max_steps``), evaluating and checkpointing on the way.
+
+        Loader workers kept between epochs (``data.persistent_workers``) are stopped at the end."""
+        try:
+            return self._fit()
+        finally:
+            self.data.train_loader.close()
+            self.data.val_loader.close()
+
+    def _fit(self) -> dict:
         run = self.cfg.run
         self._start_run()
         start = time.perf_counter()
