@@ -1,5 +1,6 @@
 """DataLoader: same batches for any worker count, resume, errors, worker cleanup, tqdm."""
 import gc
+import mmap
 import multiprocessing
 import os
 import signal
@@ -237,6 +238,32 @@ def test_persistent_worker_that_died_is_reported_then_replaced(dataset):
     assert_same(reference, arrays(loader))  # new workers
     assert victim.pid not in {p.pid for p in multiprocessing.active_children()}
     loader.close()
+
+
+def test_process_batches_are_not_copied_and_stay_intact_while_held(dataset):
+    """Worker processes' batches map their shared-memory slot; a slot is written again only
+    once every view of the batch is gone, so batches kept (14 of them, more than the 4 slots in
+    flight) keep their values, and dropped ones let the slots be reused."""
+    reference = arrays(DataLoader(dataset, batch_size=2, shuffle=True, seed=5))
+    loader = DataLoader(dataset, batch_size=2, shuffle=True, seed=5, num_workers=2, worker_mode="process",
+                        persistent_workers=True)
+    held = list(loader)
+    owner = held[-2][0].numpy()  # (the first batches, sent before the slots existed, came pickled)
+    while isinstance(owner, np.ndarray):
+        owner = owner.base
+    assert isinstance(owner.obj, mmap.mmap)  # a view of its slot's mapping, not a copy
+    assert_same(reference, [(x.numpy(), y.numpy()) for x, y in held])
+    slots = set(loader._backend._shms)
+    del held
+    for _ in range(3):  # batches dropped as they go: the slots are reused, no new ones
+        for _batch in loader:
+            pass
+    assert set(loader._backend._shms) == slots
+    first = next(iter(loader))[0]
+    expected = first.numpy().copy()
+    loader.close()  # a batch still held outlives the loader and its shared memory's names
+    np.testing.assert_array_equal(first.numpy(), expected)
+    assert not any(os.path.exists(f"/dev/shm/{name}") for name in slots)
 
 
 def test_tqdm_and_collate_fn(dataset):

@@ -12,12 +12,15 @@ All three return the same batches: each sample's randomness comes from its own
 """
 from __future__ import annotations
 
+import math
+import mmap
 import multiprocessing as mp
 import os
 import pickle
 import signal
 import time
 import traceback
+import weakref
 from concurrent.futures import ThreadPoolExecutor, wait
 from multiprocessing import connection, shared_memory
 
@@ -28,6 +31,7 @@ from lucid.data.bad_images import SkipLog
 from lucid.data.fetch import fetch_batch
 
 WORKER_MODES = ("thread", "process")
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # map a slot's pages at once (Linux), not page by page
 
 
 class WorkerError(RuntimeError):
@@ -174,13 +178,17 @@ class _Worker:
 
 class ProcessBackend:
     """Worker processes; batch ``b`` goes to worker ``b % num_workers``. Images come back
-    through per-worker shared-memory slots (created once the batch size is known)."""
+    through per-worker shared-memory slots (created once the batch size is known) and are
+    handed out without a copy: the batch's array maps its slot, which goes back to the
+    worker when the last view of that array is gone (a slot is created when none is free)."""
 
     def __init__(self, dataset, collate_fn, num_workers: int, prefetch: int):
         self.dataset, self.collate_fn, self.prefetch = dataset, collate_fn, prefetch
         ctx = _context()
         self._workers: list[_Worker] = []
         self._shms: dict[str, shared_memory.SharedMemory] = {}
+        self._slot_bytes = 0  # known after the first image batch
+        self._closed = False
         self._inflight: dict[int, tuple[int, str | None]] = {}
         self._done: dict[int, object] = {}
         self.broken = False
@@ -204,7 +212,7 @@ class ProcessBackend:
     def submit(self, batch_id: int, indices, seed: int, epoch: int) -> None:
         w = batch_id % len(self._workers)
         worker = self._workers[w]
-        slot = worker.free.pop() if worker.free else None
+        slot = worker.free.pop() if worker.free else self._new_slot()
         self._inflight[batch_id] = (w, slot)
         try:
             worker.tasks.send((batch_id, [int(i) for i in indices], seed, epoch, slot))
@@ -252,6 +260,7 @@ class ProcessBackend:
         """Take one worker message: the batch into ``_done`` (or dropped with ``discard``), or its error raised."""
         kind, batch_id = msg[0], msg[1]
         w, slot = self._inflight.pop(batch_id)
+        leased = False
         try:
             if discard:
                 return
@@ -263,37 +272,53 @@ class ProcessBackend:
                 raise exc
             batch, in_buffer, records = msg[2], msg[3], msg[4]
             if in_buffer:
-                batch = self._copy_out(batch, slot)
+                batch, leased = self._lease(batch, w, slot), True
             else:
                 self._make_slots(batch)
             if records:
                 self.dataset.skip_log.merge(records)
             self._done[batch_id] = batch
         finally:
-            if slot is not None:  # copied out above: the worker may write the next batch into it
+            if slot is not None and not leased:  # not handed out: the worker may write the next batch into it
                 self._workers[w].free.append(slot)
 
-    def _copy_out(self, batch, slot: str):
+    def _lease(self, batch, w: int, slot: str):
+        """The batch with its images as an array over slot ``slot`` itself, through a mapping
+        of its own: NumPy keeps the mapping while any view of the images lives, and its
+        release gives the slot back to worker ``w``."""
         is_tuple = isinstance(batch, tuple)
         _, shape, dtype = batch[0] if is_tuple else batch
-        view = np.ndarray(shape, np.dtype(dtype), buffer=self._shms[slot].buf)
-        images = view.copy()
-        del view
+        dtype, count = np.dtype(dtype), math.prod(shape)
+        mapping = mmap.mmap(self._shms[slot]._fd, max(1, count * dtype.itemsize), flags=mmap.MAP_SHARED | _POPULATE)
+        images = np.frombuffer(mapping, dtype, count).reshape(shape)
+        weakref.finalize(mapping, self._give_back, w, slot)
         return (images, *batch[1:]) if is_tuple else images
+
+    def _give_back(self, w: int, slot: str) -> None:
+        if not self._closed:
+            self._workers[w].free.append(slot)
+
+    def _new_slot(self) -> str | None:
+        """A new slot of the image batch's size, or None before that size is known."""
+        if not self._slot_bytes or self._closed:
+            return None
+        shm = shared_memory.SharedMemory(create=True, size=self._slot_bytes)
+        self._shms[shm.name] = shm
+        return shm.name
 
     def _make_slots(self, batch) -> None:
         """After the first image batch, give every worker ``prefetch`` slots of its size."""
         images = batch[0] if isinstance(batch, tuple) else batch
         if self._shms or self.collate_fn is not None or not isinstance(images, np.ndarray):
             return
+        self._slot_bytes = max(1, images.nbytes)
         for worker in self._workers:
-            for _ in range(self.prefetch):
-                shm = shared_memory.SharedMemory(create=True, size=max(1, images.nbytes))
-                self._shms[shm.name] = shm
-                worker.free.append(shm.name)
+            worker.free.extend(self._new_slot() for _ in range(self.prefetch))
 
     def close(self) -> None:
-        """Stop the workers (politely, then by force) and free the shared memory."""
+        """Stop the workers (politely, then by force) and free the shared memory (a batch still
+        held keeps its own mapping of its slot until it is gone)."""
+        self._closed = True
         for w in self._workers:
             try:
                 w.tasks.send(None)
