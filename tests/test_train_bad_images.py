@@ -35,14 +35,24 @@ def make_tree(root, good_per_class: dict, rng) -> list[str]:
     return bad
 
 
+def folder_run(data) -> list[str]:
+    """launch.train options: the debug config on the ImageFolder tree ``data``, two epochs."""
+    return ["--set", 'data.source="folder"', "--set", "data.source_args={}", "--set", f'data.root="{data}"',
+            "--set", "data.image_size=16", "--set", "run.epochs=2"]
+
+
+def untimed(rows: list[dict]) -> list[dict]:
+    """Metrics records without their clock fields (which differ between any two runs)."""
+    return [{k: v for k, v in r.items() if k not in ("time", "seconds", "img_per_s")} for r in rows]
+
+
 def test_skipped_images_counted_listed_and_left_out_of_eval(tmp_path):
     rng = np.random.default_rng(0)
     data = tmp_path / "data"
     bad_train = make_tree(data / "train", {"c0": 3, "c1": 6, "c2": 6, "c3": 6}, rng)  # 21 good + 3 bad = 2 global batches
     bad_val = make_tree(data / "val", {"c0": 3, "c1": 3, "c2": 3, "c3": 3}, rng)  # 12 readable + 3 bad
     out = tmp_path / "out"
-    common = ["--set", 'data.source="folder"', "--set", "data.source_args={}", "--set", f'data.root="{data}"',
-              "--set", "data.image_size=16", "--set", "run.epochs=2"]
+    common = folder_run(data)
     res = train(2, out, *common, "--set", 'data.on_error="skip"')
     assert [r["skipped_images"] for r in records(out, "epoch")] == [3, 3]
     evals = records(out, "eval")
@@ -67,14 +77,11 @@ def test_process_workers_kept_between_epochs_give_the_threads_run(tmp_path):
     data = tmp_path / "data"
     make_tree(data / "train", {"c0": 3, "c1": 6, "c2": 6, "c3": 6}, rng)
     make_tree(data / "val", {"c0": 3, "c1": 3, "c2": 3, "c3": 3}, rng)
-    common = ["--set", 'data.source="folder"', "--set", "data.source_args={}", "--set", f'data.root="{data}"',
-              "--set", "data.image_size=16", "--set", "run.epochs=2", "--set", 'data.on_error="skip"',
-              "--set", "data.workers=2"]
+    common = [*folder_run(data), "--set", 'data.on_error="skip"', "--set", "data.workers=2"]
     train(2, tmp_path / "threads", *common)
     train(2, tmp_path / "processes", *common, "--set", 'data.worker_mode="process"', "--set", "data.persistent_workers=true")
     for kind in ("train", "epoch", "eval"):
-        got = [{k: v for k, v in r.items() if k not in ("time", "seconds", "img_per_s")} for r in records(tmp_path / "processes", kind)]
-        want = [{k: v for k, v in r.items() if k not in ("time", "seconds", "img_per_s")} for r in records(tmp_path / "threads", kind)]
+        got, want = (untimed(records(tmp_path / run, kind)) for run in ("processes", "threads"))
         assert got == want and got, kind
     assert [r["skipped_images"] for r in records(tmp_path / "processes", "epoch")] == [3, 3]
 

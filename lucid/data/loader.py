@@ -153,11 +153,11 @@ class DataLoader:
         """This iteration's workers: new ones, or with persistent_workers the kept ones, their
         batches still in flight from an abandoned iteration dropped first."""
         if not self.persistent_workers:
-            return make_backend(self.worker_mode, self.dataset, self.collate_fn, self.num_workers, self.prefetch)
+            return self._new_backend()
         if self._backend is not None and getattr(self._backend, "broken", False):
             self._close_backend()  # a worker died (reported then): start new ones
         if self._backend is None:
-            self._backend = make_backend(self.worker_mode, self.dataset, self.collate_fn, self.num_workers, self.prefetch)
+            self._backend = self._new_backend()
             self._finalizer = weakref.finalize(self, self._backend.close)
             return self._backend
         try:
@@ -166,6 +166,9 @@ class DataLoader:
             self._close_backend()  # a worker died: the next iteration starts new ones
             raise
         return self._backend
+
+    def _new_backend(self):
+        return make_backend(self.worker_mode, self.dataset, self.collate_fn, self.num_workers, self.prefetch)
 
     def close(self) -> None:
         """Stop the workers kept by ``persistent_workers`` (a later iteration starts new ones);

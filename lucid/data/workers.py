@@ -300,7 +300,7 @@ class ProcessBackend:
 
     def _new_slot(self) -> str | None:
         """A new slot of the image batch's size, or None before that size is known."""
-        if not self._slot_bytes or self._closed:
+        if not self._slot_bytes:
             return None
         shm = shared_memory.SharedMemory(create=True, size=self._slot_bytes)
         self._shms[shm.name] = shm
