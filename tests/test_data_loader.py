@@ -5,6 +5,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -172,6 +173,32 @@ def test_skip_policy_counts_and_warns_once_with_process_workers(broken):
     ds0 = ImageFolder(broken, transform=Compose([Resize((8, 8)), ToArray()]), on_error="skip")
     with pytest.warns(UserWarning):
         assert_same(got, arrays(DataLoader(ds0, batch_size=4)))
+
+
+@pytest.mark.parametrize("persistent", [False, True], ids=["new-workers", "persistent"])
+@pytest.mark.parametrize("workers,mode", [(0, "thread"), (2, "thread"), (2, "process")])
+def test_skips_count_only_in_delivered_batches(broken, workers, mode, persistent):
+    """A loop left after the first batch while the bad image's batch was computed ahead: nothing is
+    counted or warned for it, in every mode; a whole pass counts it once."""
+    if persistent and workers == 0:
+        pytest.skip("persistent_workers needs workers")
+    ds = ImageFolder(broken, transform=Compose([Resize((8, 8)), ToArray()]), on_error="skip")
+    bad = [i for i, (path, _) in enumerate(ds.samples) if path.endswith("img_0003.jpg") and "class_1" in path]
+    assert bad == [9]  # in the third batch of four: in flight when the first is delivered
+    loader = DataLoader(ds, batch_size=4, num_workers=workers, worker_mode=mode, persistent_workers=persistent)
+    for _ in loader:
+        break
+    if workers and not persistent:  # the workers stop once their batches in flight are done
+        deadline = time.monotonic() + 30
+        while (data_threads() if mode == "thread" else multiprocessing.active_children()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    elif persistent:
+        time.sleep(0.5)  # kept workers: their batches in flight are done by now
+    assert ds.skipped == 0 and ds.skip_log.paths == []
+    with pytest.warns(UserWarning, match="img_0003"):
+        assert len(arrays(loader)) == 3
+    assert ds.skipped == 1
+    loader.close()
 
 
 def data_threads():

@@ -1,6 +1,7 @@
 """Loading one batch: the unit of work of the DataLoader and its workers."""
 from __future__ import annotations
 
+from lucid.data.bad_images import SkipLog
 from lucid.data.collate import BatchBuilder
 from lucid.data.seeding import sample_generator
 
@@ -28,3 +29,15 @@ def fetch_batch(dataset, indices, seed: int, epoch: int, collate_fn=None, buffer
     for k, i in enumerate(indices):
         builder.add(k, get_sample(dataset, i, sample_generator(seed, epoch, i), builder.slot(k)), i)
     return builder.finish(), builder.in_buffer
+
+
+def fetch_held(dataset, indices, seed: int, epoch: int, collate_fn=None, buffer=None):
+    """``fetch_batch`` in a worker: (batch, in_buffer, skip records). The records of the
+    images the dataset skipped are held back, to be counted (``merge``) when the batch is
+    delivered, and dropped with it otherwise."""
+    log = getattr(dataset, "skip_log", None)
+    if not isinstance(log, SkipLog):
+        return (*fetch_batch(dataset, indices, seed, epoch, collate_fn, buffer), [])
+    with log.held() as records:
+        batch, in_buffer = fetch_batch(dataset, indices, seed, epoch, collate_fn, buffer)
+    return batch, in_buffer, records

@@ -27,8 +27,7 @@ from multiprocessing import connection, shared_memory
 import numpy as np
 
 from lucid import _malloc
-from lucid.data.bad_images import SkipLog
-from lucid.data.fetch import fetch_batch
+from lucid.data.fetch import fetch_batch, fetch_held
 
 WORKER_MODES = ("thread", "process")
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # map a slot's pages at once (Linux), not page by page
@@ -68,10 +67,13 @@ class ThreadBackend:
         self._futures: dict = {}
 
     def submit(self, batch_id: int, indices, seed: int, epoch: int) -> None:
-        self._futures[batch_id] = self._pool.submit(fetch_batch, self.dataset, indices, seed, epoch, self.collate_fn)
+        self._futures[batch_id] = self._pool.submit(fetch_held, self.dataset, indices, seed, epoch, self.collate_fn)
 
     def result(self, batch_id: int):
-        return self._futures.pop(batch_id).result()[0]
+        batch, _, records = self._futures.pop(batch_id).result()
+        if records:
+            self.dataset.skip_log.merge(records)
+        return batch
 
     def drain(self) -> None:
         """Drop the batches in flight: cancel those not started, wait for the running ones."""
@@ -123,9 +125,6 @@ def _worker_loop(worker_id, dataset, collate_fn, tasks, results, main_pid, tune_
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     if tune_malloc:
         _malloc.tune()
-    log = getattr(dataset, "skip_log", None)
-    if isinstance(log, SkipLog):
-        log.collect = True
     slots: dict[str, shared_memory.SharedMemory] = {}
     try:
         while True:
@@ -141,13 +140,12 @@ def _worker_loop(worker_id, dataset, collate_fn, tasks, results, main_pid, tune_
                 if slot is not None and slot not in slots:
                     slots[slot] = shared_memory.SharedMemory(name=slot)
                 buffer = slots[slot].buf if slot is not None else None
-                batch, in_buffer = fetch_batch(dataset, indices, seed, epoch, collate_fn, buffer)
+                batch, in_buffer, records = fetch_held(dataset, indices, seed, epoch, collate_fn, buffer)
                 if in_buffer:
                     images = batch[0] if isinstance(batch, tuple) else batch
                     marker = ("slot", images.shape, images.dtype.str)
                     batch = (marker, *batch[1:]) if isinstance(batch, tuple) else marker
                     del images
-                records = log.drain() if isinstance(log, SkipLog) else []
                 results.send(("ok", batch_id, batch, in_buffer, records))
                 del batch
             except Exception as exc:  # reported to the main process, which re-raises it
