@@ -12,7 +12,8 @@ temporary ImageFolder and measures images/s over whole passes:
 - lucid: ImageFolder(root, imagenet_train(224)) batches as DataLoader(num_workers=0)
   builds them (one core), with the default JPEG decoder (TurboJPEG through simplejpeg when
   it is installed, which the run names), with Pillow's (``decoder="pillow"``, the same
-  pixels) and with the opt-in ``decoder="turbo_fast"`` (other pixels), and the DataLoader
+  pixels) and with the opt-in ``decoder="turbo_fast"`` (other pixels), alone and with uint8
+  batches (the fastest opt-in combination), and the DataLoader
   with 0, 2 thread and 2 process workers (kept from pass to pass with ``persistent_workers``,
   as for the epochs of a run), and 2 process workers started anew each pass (what each
   epoch pays without ``persistent_workers``: start-up and sending them the dataset).
@@ -120,6 +121,8 @@ def main() -> None:
         if jpeg_turbo.available():  # opt-in: TurboJPEG's fast IDCT and upsampling (other pixels)
             fast = ImageFolder(root, transform=imagenet_train(224), decoder="turbo_fast")
             one_core["lucid, decoder='turbo_fast'"] = lambda ix: lucid_batch(fast, ix)
+            fast_raw = ImageFolder(root, transform=imagenet_train(224, normalize=False), decoder="turbo_fast")
+            one_core["lucid, turbo_fast + uint8 out"] = lambda ix: lucid_batch(fast_raw, ix)
         same = all(np.array_equal(lucid_batch(area, ix)[0].numpy(), lucid_batch(pillow, ix)[0].numpy()) for ix in batches[:2])
         for run in one_core.values():  # warm the page cache and the imports
             run(batches[0])
