@@ -1,17 +1,32 @@
 #!/usr/bin/env bash
 # The first thing to run on a machine with a GPU (under 10 minutes on one GPU):
-#   benchmarks/gpu_smoke.sh            run every check on the GPU, print a summary table
-#   benchmarks/gpu_smoke.sh --dry-run  list what it would run; run the CPU stand-ins (fake GPU)
+#   benchmarks/gpu_smoke.sh                run every check on the GPU, print a summary table
+#   benchmarks/gpu_smoke.sh --dry-run      list what it would run; run the CPU stand-ins (fake GPU)
+#   benchmarks/gpu_smoke.sh --fetch-wheels (here, with PyPI) put the wheels a bare GPU image lacks
+#                                          into .device-wheels/ (the mpich wheel: mpiexec and libmpi)
 # Checks: the GPU test cases; CPU-vs-GPU training-step equality (resnet_18/50, resnext_50;
-# float64 1e-9, float32 forward 1e-4); DDP with 2 ranks on one GPU through the staged and NCCL
+# float64 1e-9, float32 forward 1e-4 or 3x the CPU paths' own spread); DDP with 2 ranks on one GPU through the staged and NCCL
 # transports; the demo config for 50 steps and a resume; ResNet-50 224 b32 training img/s
-# (PyTorch's alongside when it is importable). Needs `make install` and `pip install -e '.[gpu]'`.
+# (PyTorch's alongside when it is importable).
+# Python: $PYTHON, else the project's .venv (`make install`, `pip install -e '.[gpu]'`), else
+# python3 (an image that already has CuPy, NumPy and Pillow; lucid runs from this checkout).
+# Wheels in .device-wheels/ are installed first, offline. mpiexec: $MPIEXEC, else the one
+# beside that Python, else the one on PATH; without one the 2-rank checks say "not run".
 set -uo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-.venv/bin/python}
-MPIEXEC=${MPIEXEC:-.venv/bin/mpiexec}
+WHEELS=.device-wheels
+if [ "${1:-}" = "--fetch-wheels" ]; then
+  exec python3 -m pip download --no-deps --only-binary=:all: -d "$WHEELS" "mpich>=4.2"
+fi
+if [ -x .venv/bin/python ]; then PY=${PYTHON:-.venv/bin/python}; else PY=${PYTHON:-python3}; fi
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 DRY=0
 [ "${1:-}" = "--dry-run" ] && DRY=1
+if [ $DRY = 0 ] && compgen -G "$WHEELS/*.whl" > /dev/null; then
+  $PY -m pip install -q --no-index --no-deps "$WHEELS"/*.whl || exit 1
+fi
+BESIDE=$(dirname "$(command -v "$PY")")/mpiexec
+if [ -n "${MPIEXEC:-}" ]; then :; elif [ -x "$BESIDE" ]; then MPIEXEC=$BESIDE; else MPIEXEC=$(command -v mpiexec || true); fi
 OUT=$(mktemp -d)
 declare -a NAMES RESULTS
 
@@ -42,6 +57,9 @@ step "CPU vs GPU step equality" \
   "$PY benchmarks/gpu_step_equality.py" \
   "$PY benchmarks/gpu_step_equality.py --fake --models resnet_18 --size 64 --batch 8"
 for t in staged nccl; do
+  if [ -z "$MPIEXEC" ] && [ $DRY = 0 ]; then
+    NAMES+=("2 ranks on one GPU, $t"); RESULTS+=("not run: no mpiexec (--fetch-wheels, carry $WHEELS)"); continue
+  fi
   step "2 ranks on one GPU, $t" \
     "CUDA_VISIBLE_DEVICES=\${CUDA_VISIBLE_DEVICES:-0} LUCID_TEST_REAL_GPU=1 $MPIEXEC -n 2 $PY tests/dist_scripts/ddp_train.py syncbn even train $t" \
     "$PY -m pytest -q -p no:cacheprovider tests/test_gpu_dist.py -k $t"

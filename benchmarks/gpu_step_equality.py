@@ -7,13 +7,17 @@ cross-entropy, backward and an SGD-momentum step (twice) on "cpu" and on "gpu". 
 in train mode (float32 BatchNorm over tiny batches is ill-conditioned).
 
 float64: the loss and every parameter agree within 1e-9 (relative to the largest).
-float32: the first forward's logits and loss agree within 1e-4. Parameters agree within
-1e-4 too, unless a ReLU input lay within float32 rounding of 0 and took the other side
+float32: the first forward's logits and loss agree within 1e-4, or within 3x what the
+CPU's own two float32 paths give each other (oneDNN's convolutions against the NumPy GEMM
+path, when oneDNN is installed: ResNet-50 here differs by ~7e-5 in its logits, train-mode
+BatchNorm over batch 8 amplifying the rounding of the summation order). Parameters agree
+after each step within 1e-4 too, unless a ReLU input lay within float32 rounding of 0 and took the other side
 on the two devices: ReLU is continuous, its derivative is not, so one such element
 routes its O(1) gradient differently and the gradients upstream of it differ by ~1e-3
 of their largest. Any two float32 summation orders (threads, GEMM blocking, GPU
-reductions) can do this; the script counts such mask flips in the first forward and
-then reports the parameter difference as explained, not as a mismatch. ``--fake``
+reductions) can do this; the script counts such mask flips in both forwards (the second
+one starts from parameters that already differ by float32 rounding) and then reports
+the parameter difference as explained, not as a mismatch. ``--fake``
 runs the GPU side on the test suite's NumPy-backed fake CuPy. Exit 1 on a mismatch.
 """
 from __future__ import annotations
@@ -51,7 +55,7 @@ def relu_masks(record: list):
 
 
 def one_step(name: str, dtype: str, device: str, size: int, batch: int):
-    """(first loss, first logits, ReLU masks of the first forward, parameters after two steps)."""
+    """(first loss, first logits, ReLU masks of each forward, parameters after each of two steps)."""
     lucid.manual_seed(0)
     model = getattr(models, name)(num_classes=10).to(dtype)
     rng = np.random.default_rng(1)
@@ -59,19 +63,39 @@ def one_step(name: str, dtype: str, device: str, size: int, batch: int):
     y = rng.integers(0, 10, batch)
     model = model.to(device)
     opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    first = None
+    first, masks, params = None, [], []
     for _ in range(2):  # the second step uses the momentum buffers
-        masks: list = []
-        undo = relu_masks(masks) if first is None else (lambda: None)
+        masks.append([])
+        undo = relu_masks(masks[-1])
         logits = model(lucid.tensor(x, device=device))
         undo()
         loss = F.cross_entropy(logits, lucid.tensor(y, device=device))
         if first is None:
-            first = (float(loss.item()), logits.detach().numpy(), masks)
+            first = (float(loss.item()), logits.detach().numpy())
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return (*first, [p.detach().numpy() for p in model.parameters()])
+        params.append([p.detach().numpy().copy() for p in model.parameters()])  # CPU arrays are views
+    return (*first, masks, params)
+
+
+def relative(a, b) -> float:
+    """Largest difference of two arrays relative to the largest element of ``a``."""
+    return float(np.abs(a - b).max()) / max(float(np.abs(a).max()), 1e-30)
+
+
+def cpu_floor(name: str, dtype: str, args, cpu_logits) -> float:
+    """float32: how far the CPU's other float32 path (oneDNN off when it was on) puts the first
+    forward's logits; 0 for float64 or without oneDNN (a single CPU path)."""
+    from lucid.ops import onednn
+
+    if dtype != "float32" or not onednn.enabled():
+        return 0.0
+    onednn.set_enabled(False)
+    try:
+        return relative(cpu_logits, one_step(name, dtype, "cpu", args.size, args.batch)[1])
+    finally:
+        onednn.set_enabled(None)
 
 
 def main() -> int:
@@ -89,24 +113,29 @@ def main() -> int:
     else:
         lucid._backend.cupy_module()  # a clear error when there is no usable GPU
     failed = False
-    print(f"{'model':20s} {'dtype':8s} {'loss diff':>10s} {'logit diff':>10s} {'param diff':>11s} {'flips':>6s} "
-          f"{'tol':>7s}  {'gpu (fake)' if args.fake else 'gpu'}")
+    print(f"{'model':20s} {'dtype':8s} {'loss diff':>10s} {'logit diff':>10s} {'cpu floor':>9s} {'params 1':>9s} "
+          f"{'params 2':>9s} {'flips 1,2':>7s} {'fwd tol':>7s}  {'gpu (fake)' if args.fake else 'gpu'}")
     for name in args.models.split(","):
         for dtype, tol in TOL.items():
             cpu_loss, cpu_logits, cpu_masks, cpu_params = one_step(name, dtype, "cpu", args.size, args.batch)
             gpu_loss, gpu_logits, gpu_masks, gpu_params = one_step(name, dtype, "gpu", args.size, args.batch)
             loss_d = abs(cpu_loss - gpu_loss) / max(abs(cpu_loss), 1e-30)
-            logit_d = float(np.abs(cpu_logits - gpu_logits).max()) / max(float(np.abs(cpu_logits).max()), 1e-30)
+            logit_d = relative(cpu_logits, gpu_logits)
+            floor = cpu_floor(name, dtype, args, cpu_logits)
+            forward_tol = max(tol, 3 * floor)
             # relative to the largest parameter of the model: a per-tensor ratio would divide the
             # float32 noise of near-cancelling sums (e.g. the bias of a BN followed by BN) by ~0
-            scale = max(float(np.abs(a).max()) for a in cpu_params)
-            param_d = max(float(np.abs(a - b).max()) for a, b in zip(cpu_params, gpu_params)) / scale
-            flips = sum(int((a != b).sum()) for a, b in zip(cpu_masks, gpu_masks))
-            forward_ok = loss_d <= tol and logit_d <= tol
-            ok = forward_ok and (param_d <= tol or (dtype == "float32" and flips > 0))
-            verdict = "ok" if ok and param_d <= tol else "ok (ReLU mask flips)" if ok else "MISMATCH"
+            param_d, flips, ok = [], [], loss_d <= forward_tol and logit_d <= forward_tol
+            for step in range(2):  # each step's parameters, excused in float32 by a flip up to its forward
+                scale = max(float(np.abs(a).max()) for a in cpu_params[step])
+                param_d.append(max(float(np.abs(a - b).max()) for a, b in zip(cpu_params[step], gpu_params[step])) / scale)
+                flips.append(sum(int((a != b).sum()) for a, b in zip(cpu_masks[step], gpu_masks[step])))
+                ok &= param_d[-1] <= tol or (dtype == "float32" and sum(flips) > 0)
+            exact = max(param_d) <= tol
+            verdict = "ok" if ok and exact else "ok (ReLU mask flips)" if ok else "MISMATCH"
             failed |= not ok
-            print(f"{name:20s} {dtype:8s} {loss_d:10.2e} {logit_d:10.2e} {param_d:11.2e} {flips:6d} {tol:7.0e}  {verdict}")
+            print(f"{name:20s} {dtype:8s} {loss_d:10.2e} {logit_d:10.2e} {floor:9.2e} {param_d[0]:9.2e} "
+                  f"{param_d[1]:9.2e} {flips[0]:3d} {flips[1]:3d} {forward_tol:7.0e}  {verdict}")
     return 1 if failed else 0
 
 
