@@ -239,6 +239,37 @@ def test_persistent_workers_drop_an_abandoned_iterations_batches(dataset, mode):
     assert multiprocessing.active_children() == []
 
 
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_persistent_workers_follow_a_changed_dataset(broken, mode):
+    """Kept workers stay while the dataset is unchanged (its skip counts growing included) and are
+    replaced when a transform changes, in place or replaced, or the loader gets another dataset."""
+    def folder(size):
+        return ImageFolder(broken, transform=Compose([Resize((size, size)), ToArray()]), on_error="skip")
+
+    def workers():
+        return data_threads() if mode == "thread" else {p.pid for p in multiprocessing.active_children()}
+
+    ds = folder(8)
+    loader = DataLoader(ds, batch_size=4, num_workers=2, worker_mode=mode, persistent_workers=True)
+    with pytest.warns(UserWarning, match="img_0003"):
+        first = arrays(loader)
+    kept = workers()
+    assert_same(arrays(loader), first)
+    assert ds.skipped == 2
+    assert workers() == kept  # the skip log's count changed, nothing else: same workers
+    ds.transform.transforms[0].size = (5, 5)  # in place: thread workers share it, process workers get it anew
+    with pytest.warns(UserWarning):
+        assert_same(arrays(loader), arrays(DataLoader(folder(5), batch_size=4)))
+    assert (workers() == kept) if mode == "thread" else not (workers() & kept)
+    ds.transform = Compose([Resize((6, 6)), ToArray()])
+    with pytest.warns(UserWarning):
+        assert_same(arrays(loader), arrays(DataLoader(folder(6), batch_size=4)))
+    loader.dataset = folder(7)
+    with pytest.warns(UserWarning):
+        assert_same(arrays(loader), arrays(DataLoader(folder(7), batch_size=4)))
+    loader.close()
+
+
 def test_persistent_workers_survive_a_dataset_error_and_are_stopped_by_garbage_collection(broken):
     ds = ImageFolder(broken, transform=Compose([Resize((8, 8)), ToArray()]))
     loader = DataLoader(ds, batch_size=1, num_workers=2, worker_mode="process", persistent_workers=True)

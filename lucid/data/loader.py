@@ -31,8 +31,11 @@ class DataLoader:
         worker_mode: "thread" (default; see lucid/data/workers.py) or "process".
         persistent_workers: keep the workers between iterations (epochs) instead of starting
             new ones each time: worker processes then start, and receive the dataset, once.
-            They keep the dataset as it was when they started. ``close()`` stops them, and
-            so does garbage collection of the loader.
+            Each later iteration checks that the dataset and collate_fn are still what the
+            workers have (process workers: a hash of them pickled, streamed; thread
+            workers: the same objects) and starts new workers when not, so a transform
+            changed between epochs is used. ``close()`` stops them, and so does garbage
+            collection of the loader.
     """
 
     def __init__(
@@ -154,8 +157,9 @@ class DataLoader:
         batches still in flight from an abandoned iteration dropped first."""
         if not self.persistent_workers:
             return self._new_backend()
-        if self._backend is not None and getattr(self._backend, "broken", False):
-            self._close_backend()  # a worker died (reported then): start new ones
+        if self._backend is not None and (getattr(self._backend, "broken", False)
+                                          or self._backend.stale(self.dataset, self.collate_fn)):
+            self._close_backend()  # a worker died (reported then), or they have an old dataset: start new ones
         if self._backend is None:
             self._backend = self._new_backend()
             self._finalizer = weakref.finalize(self, self._backend.close)
