@@ -172,7 +172,8 @@ class DataLoader:
         return self._backend
 
     def _new_backend(self):
-        return make_backend(self.worker_mode, self.dataset, self.collate_fn, self.num_workers, self.prefetch)
+        return make_backend(self.worker_mode, self.dataset, self.collate_fn, self.num_workers, self.prefetch,
+                            kept=self.persistent_workers)
 
     def close(self) -> None:
         """Stop the workers kept by ``persistent_workers`` (a later iteration starts new ones);

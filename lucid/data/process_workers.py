@@ -149,7 +149,8 @@ class ProcessBackend:
     handed out without a copy: the batch's array maps its slot, which goes back to the
     worker when the last view of that array is gone (a slot is created when none is free)."""
 
-    def __init__(self, dataset, collate_fn, num_workers: int, prefetch: int):
+    def __init__(self, dataset, collate_fn, num_workers: int, prefetch: int, kept: bool = False):
+        """``kept``: the workers serve several iterations (persistent_workers), so ``stale`` is asked."""
         self.dataset, self.collate_fn, self.prefetch = dataset, collate_fn, prefetch
         ctx = _context()
         self._workers: list[_Worker] = []
@@ -171,10 +172,13 @@ class ProcessBackend:
         except BaseException:
             self.close()
             raise
-        self._digest = payload_digest(dataset, collate_fn)
+        # what the workers received, for workers kept between iterations only (it costs a pickling)
+        self._digest = payload_digest(dataset, collate_fn) if kept else None
 
     def stale(self, dataset, collate_fn) -> bool:
-        """Whether ``dataset`` or ``collate_fn`` differ from what the workers received."""
+        """Whether ``dataset`` or ``collate_fn`` differ from what the workers received (``kept`` workers)."""
+        if self._digest is None:
+            raise RuntimeError("ProcessBackend.stale: only workers started with kept=True remember their dataset")
         return payload_digest(dataset, collate_fn) != self._digest
 
     @property

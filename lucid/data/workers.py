@@ -76,9 +76,11 @@ class ThreadBackend:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def make_backend(mode: str, dataset, collate_fn, num_workers: int, prefetch: int):
+def make_backend(mode: str, dataset, collate_fn, num_workers: int, prefetch: int, kept: bool = False):
+    """The workers of ``mode`` (none when ``num_workers`` is 0); ``kept``: they will serve several
+    iterations (``persistent_workers``) and are asked whether they are ``stale``."""
     if num_workers == 0:
         return SyncBackend(dataset, collate_fn)
     if mode == "thread":
         return ThreadBackend(dataset, collate_fn, num_workers)
-    return ProcessBackend(dataset, collate_fn, num_workers, prefetch)
+    return ProcessBackend(dataset, collate_fn, num_workers, prefetch, kept)
